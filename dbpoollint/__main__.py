@@ -1,0 +1,3 @@
+from dbpoollint.cli import main
+
+main()

@@ -1,0 +1,361 @@
+"""One libcst pass over a module that records the facts in :mod:`dbpoollint.analysis.model`.
+
+Names are resolved with libcst's ``QualifiedNameProvider``: ``import sqlalchemy as sa;
+sa.create_engine`` and ``from sqlalchemy import create_engine as ce; ce`` both resolve to
+``sqlalchemy.create_engine``, and a local ``def connect()`` resolves to ``connect``, which no
+pack names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import PositionProvider, QualifiedNameProvider
+
+from dbpoollint.analysis.model import (
+    ClassFact,
+    CreationSite,
+    DecoratorFact,
+    FunctionFact,
+    ModuleSummary,
+    Span,
+)
+from dbpoollint.packs import ClientCall, PackSet, qualname_matches
+
+# Decorators that make a function build its result once: the client inside is a singleton.
+CACHING_DECORATORS = (
+    "functools.cache",
+    "functools.lru_cache",
+    "functools.cached_property",
+    "async_lru.alru_cache",
+    "cachetools.cached",
+    "cachetools.func.*",
+    "aiocache.cached",
+    "asyncstdlib.cache",
+    "asyncstdlib.lru_cache",
+    "django.utils.functional.cached_property",
+)
+REQUEST_GLOBALS = ("flask.g", "quart.g", "flask.globals.g")
+_SCOPE_BOUNDARIES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def absolute_name(name: str, package: str) -> str:
+    """Turn libcst's relative qualified names (``.views.index``) into absolute ones."""
+    if not name.startswith("."):
+        return name
+    stripped = name.lstrip(".")
+    levels = len(name) - len(stripped)
+    parts = package.split(".") if package else []
+    if levels > 1:
+        parts = parts[: len(parts) - (levels - 1)] if levels - 1 <= len(parts) else []
+    return ".".join([*parts, stripped]) if parts else stripped
+
+
+class ModuleIndexer(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider)
+
+    def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
+        super().__init__()
+        self.summary = summary
+        self.packs = packs
+        self.package = package
+        self.ancestors: list[cst.CSTNode] = []
+        self.scopes: list[tuple[str, str]] = []
+        self.instances: dict[str, set[str]] = {}
+        self.imported_names: set[str] = set()
+        self.imported_modules: set[str] = set()
+        self.declared_global: dict[str, set[str]] = {}
+        # Sites whose storage depends on `global` statements seen later in the function.
+        self.pending: list[tuple[CreationSite, str]] = []
+        self.registrations: list[tuple[frozenset[str], str, bool]] = []
+        self.raw_references: dict[str, set[str]] = {}
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.ancestors.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.ancestors.pop()
+
+    def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
+        names = self.get_metadata(QualifiedNameProvider, node, set())
+        return frozenset(absolute_name(n.name, self.package) for n in names)
+
+    def span(self, node: cst.CSTNode) -> Span:
+        position = self.get_metadata(PositionProvider, node)
+        return Span(
+            position.start.line,
+            position.start.column + 1,
+            position.end.line,
+            position.end.column + 1,
+        )
+
+    @property
+    def current_function(self) -> str | None:
+        for kind, key in reversed(self.scopes):
+            if kind == "function":
+                return key
+            if kind == "class":
+                return None
+        return None
+
+    def _child_key(self, name: str) -> str:
+        if not self.scopes:
+            return name
+        kind, key = self.scopes[-1]
+        return f"{key}.{name}" if kind == "class" else f"{key}.<locals>.{name}"
+
+    # --- imports -----------------------------------------------------------------------------
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            module = get_full_name_for_node(alias.name) or ""
+            self.imported_modules.add(module)
+            bound = alias.asname.name if alias.asname else alias.name
+            local = get_full_name_for_node(bound) or module
+            self.imported_names.add(local.split(".", 1)[0])
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        dots = "." * len(node.relative)
+        module = dots + (get_full_name_for_node(node.module) or "" if node.module else "")
+        module = absolute_name(module, self.package) if dots else module
+        self.imported_modules.add(module)
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            bound = alias.asname.name if alias.asname else alias.name
+            if isinstance(bound, cst.Name):
+                self.imported_names.add(bound.value)
+            self.imported_modules.add(f"{module}.{get_full_name_for_node(alias.name)}")
+
+    # --- definitions -------------------------------------------------------------------------
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        key = self._child_key(node.name.value)
+        bases = frozenset(q for arg in node.bases for q in self._names_or_text(arg.value))
+        self.summary.classes[key] = ClassFact(key=key, name=node.name.value, base_qualnames=bases)
+        self.scopes.append(("class", key))
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.scopes.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        key = self._child_key(node.name.value)
+        class_key = self.scopes[-1][1] if self.scopes and self.scopes[-1][0] == "class" else None
+        decorators = tuple(self._decorator_fact(d) for d in node.decorators)
+        params = tuple(p.name.value for p in (*node.params.posonly_params, *node.params.params))
+        fact = FunctionFact(
+            key=key,
+            name=node.name.value,
+            line=self.span(node).line,
+            class_key=class_key,
+            is_module_level=not self.scopes,
+            params=params,
+            decorators=decorators,
+            barrier=any(qualname_matches(CACHING_DECORATORS, d.qualnames) for d in decorators),
+        )
+        self.summary.functions[key] = fact
+        if class_key is not None:
+            self.summary.classes[class_key].methods.append(key)
+        self.scopes.append(("function", key))
+        self.declared_global[key] = set()
+        self.raw_references[key] = set()
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.scopes.pop()
+
+    def visit_Global(self, node: cst.Global) -> None:
+        function = self.current_function
+        if function is not None:
+            self.declared_global[function].update(n.name.value for n in node.names)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        function = self.current_function
+        if function is not None:
+            self.declared_global[function].update(n.name.value for n in node.names)
+
+    def _decorator_fact(self, decorator: cst.Decorator) -> DecoratorFact:
+        expression = decorator.decorator
+        first_argument: str | None = None
+        if isinstance(expression, cst.Call):
+            positional = [a for a in expression.args if a.keyword is None]
+            if positional and isinstance(positional[0].value, cst.SimpleString):
+                value = positional[0].value.evaluated_value
+                first_argument = value if isinstance(value, str) else None
+            expression = expression.func
+        qualnames = self.qualnames(expression)
+        if isinstance(expression, cst.Attribute):
+            receiver = get_full_name_for_node(expression.value) or ""
+            return DecoratorFact(
+                qualnames=qualnames,
+                method=expression.attr.value,
+                receiver=receiver,
+                receiver_classes=frozenset(self.instances.get(receiver, ())),
+                receiver_is_import=receiver.split(".", 1)[0] in self.imported_names,
+                first_argument=first_argument,
+            )
+        return DecoratorFact(qualnames=qualnames, first_argument=first_argument)
+
+    def _names_or_text(self, node: cst.BaseExpression) -> frozenset[str]:
+        names = self.qualnames(node)
+        if names:
+            return names
+        text = get_full_name_for_node(node)
+        return frozenset({text}) if text else frozenset()
+
+    # --- what instances are, for `@app.route` ------------------------------------------------
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if isinstance(node.value, cst.Call):
+            classes = self.qualnames(node.value.func)
+            for target in node.targets:
+                name = get_full_name_for_node(target.target)
+                if name and classes:
+                    self.instances.setdefault(name, set()).update(classes)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        name = get_full_name_for_node(node.target)
+        if name and isinstance(node.value, cst.Call):
+            self.instances.setdefault(name, set()).update(self.qualnames(node.value.func))
+
+    # --- references and calls ----------------------------------------------------------------
+
+    def visit_Name(self, node: cst.Name) -> None:
+        function = self.current_function
+        if function is not None:
+            self.raw_references[function].update(self.qualnames(node))
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        function = self.current_function
+        if function is None:
+            return
+        if isinstance(node.value, cst.Name) and node.value.value in ("self", "cls"):
+            self.summary.functions[function].self_references.add(node.attr.value)
+        else:
+            self.raw_references[function].update(self.qualnames(node))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualnames = self.qualnames(node.func)
+        self._record_registration(node, qualnames)
+        call = self.packs.client_call(qualnames)
+        function = self.current_function
+        if call is None or function is None:
+            return
+        keywords = {a.keyword.value for a in node.args if a.keyword is not None}
+        if keywords & set(call.reuses_pool_keywords) or keywords & set(call.pool_keywords):
+            return
+        callee = next(q for q in sorted(qualnames) if self.packs.client_call([q]) is call)
+        storage, pending_name = self._storage(node)
+        site = CreationSite(
+            function=function,
+            span=self.span(node),
+            callee=callee,
+            kind=call.kind,
+            library=call.library,
+            what=call.what,
+            pool_hint=call.pool_hint,
+            storage=storage,
+        )
+        if pending_name:
+            self.pending.append((site, pending_name))
+        elif storage != "cached":
+            self.summary.sites.append(site)
+
+    def _record_registration(self, node: cst.Call, qualnames: frozenset[str]) -> None:
+        method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
+        for shape in self.packs.shapes("registration"):
+            by_function = qualname_matches(shape.functions, qualnames)
+            if not by_function and not (method and method in shape.methods):
+                continue
+            target = _argument(node, shape.argument, shape.keyword)
+            if target is None:
+                continue
+            as_class = False
+            if (
+                isinstance(target, cst.Call)
+                and isinstance(target.func, cst.Attribute)
+                and target.func.attr.value == "as_view"
+            ):
+                target, as_class = target.func.value, True
+            names = self.qualnames(target)
+            if names:
+                self.registrations.append((names, shape.label, as_class))
+
+    # --- how a created client is kept ----------------------------------------------------------
+
+    def _enclosing(self) -> Iterator[cst.CSTNode]:
+        """Ancestors of the current node, innermost first, up to the enclosing scope."""
+        for node in reversed(self.ancestors[:-1]):
+            if isinstance(node, _SCOPE_BOUNDARIES):
+                return
+            yield node
+
+    def _storage(self, call: cst.Call) -> tuple[str, str]:
+        """Classify where the result goes: ("local"|"flask-g"|"cached", pending global name)."""
+        targets: list[cst.BaseExpression] = []
+        guards: list[str] = []
+        for node in self._enclosing():
+            if not targets and isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets]
+            elif not targets and isinstance(node, cst.AnnAssign | cst.AugAssign):
+                targets = [node.target]
+            elif isinstance(node, (cst.If | cst.While, cst.IfExp)):
+                guards.append(cst.Module([]).code_for_node(node.test))
+        for target in targets:
+            storage = self._target_storage(target, guards)
+            if storage[0] != "local" or storage[1]:
+                return storage
+        return "local", ""
+
+    def _target_storage(self, target: cst.BaseExpression, guards: list[str]) -> tuple[str, str]:
+        if isinstance(target, cst.Name):
+            # Cached only if the function declares it `global`/`nonlocal`; known at the end.
+            return "local", target.value
+        root: cst.BaseExpression = target
+        while isinstance(root, cst.Attribute | cst.Subscript):
+            root = root.value
+        if not isinstance(root, cst.Name):
+            return "local", ""
+        if qualname_matches(REQUEST_GLOBALS, self.qualnames(root)):
+            return "flask-g", ""
+        function = self.summary.functions[self.current_function or ""]
+        per_call_roots = {"self", *function.params} - {"cls"}
+        if root.value not in per_call_roots:
+            # Module globals, class attributes, function attributes: lives across calls.
+            return "cached", ""
+        attribute = target.attr.value if isinstance(target, cst.Attribute) else ""
+        if attribute and any(attribute in guard for guard in guards):
+            return "cached", ""  # lazy init: `if self._pool is None: self._pool = ...`
+        if isinstance(target, cst.Subscript) and guards:
+            return "cached", ""  # keyed cache: `if key not in self._clients: ...`
+        return "local", ""
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for site, name in self.pending:
+            if name not in self.declared_global.get(site.function, set()):
+                self.summary.sites.append(site)
+        self._resolve_references()
+
+    def _resolve_references(self) -> None:
+        functions = self.summary.functions
+        for key, raw in self.raw_references.items():
+            functions[key].references = {name for name in raw if name in functions and name != key}
+
+
+def _argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if keyword and arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position is None:
+        return None
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return positional[position].value if position < len(positional) else None
+
+
+def client_call_of(packs: PackSet, qualnames: frozenset[str]) -> ClientCall | None:
+    return packs.client_call(sorted(qualnames))

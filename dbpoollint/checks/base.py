@@ -1,0 +1,76 @@
+"""What every rule is and what it reports."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from dbpoollint.analysis.model import ModuleSummary, Span
+from dbpoollint.analysis.percall import PerCallReason
+
+DOC_SECTIONS = (
+    "What it does",
+    "Why is this bad?",
+    "Example",
+    "Use instead",
+    "Fix safety",
+    "Options",
+    "References",
+)
+
+
+@dataclass(frozen=True)
+class Edit:
+    content: str
+    start: tuple[int, int]
+    end: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Fix:
+    applicability: str  # "safe" | "unsafe"
+    message: str
+    edits: tuple[Edit, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    span: Span
+    code: str
+    message: str
+    fix: Fix | None = None
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.span.line, self.span.column, self.code)
+
+
+@dataclass
+class Project:
+    """Everything the rules see: the summaries of every checked module, joined."""
+
+    summaries: list[ModuleSummary]
+    per_call: dict[str, dict[str, PerCallReason]] = field(default_factory=dict)
+
+
+class Rule:
+    """A rule's class docstring is its documentation, in ruff's section order."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    fix_title: ClassVar[str | None] = None
+    enabled_by_default: ClassVar[bool] = True
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def docs(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        return cls.docs().split("## What it does", 1)[-1].strip().split("\n\n", 1)[0]

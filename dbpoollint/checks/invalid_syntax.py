@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbpoollint.checks.base import Finding, Project, Rule
+
+
+class InvalidSyntax(Rule):
+    """
+    ## What it does
+    Reports a file that cannot be parsed as Python. The file is skipped: no other rule runs on
+    it and no fix ever rewrites it. The other files are still checked.
+
+    ## Why is this bad?
+    A file dbpoollint cannot parse is a file it cannot vouch for. It is usually a real syntax
+    error, or syntax newer than the parser (libcst) supports.
+
+    ## Example
+    ```python
+    def handler(event, context)
+        return psycopg2.connect(DSN)
+    ```
+
+    ## Use instead
+    ```python
+    def handler(event, context):
+        return query(event)
+    ```
+
+    ## Fix safety
+    No fix.
+
+    ## Options
+    None.
+
+    ## References
+    - [libcst: parsing](https://libcst.readthedocs.io/en/latest/parser.html)
+    """
+
+    code = "DPL001"
+    name = "invalid-syntax"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        # Reported by the engine while parsing; nothing to join.
+        return iter(())

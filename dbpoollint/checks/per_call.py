@@ -1,0 +1,49 @@
+"""Shared by the per-call rules: which creation sites run once per request, and why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dbpoollint.analysis.model import CreationSite, ModuleSummary
+from dbpoollint.analysis.percall import PerCallReason
+from dbpoollint.checks.base import Project
+
+
+@dataclass(frozen=True)
+class PerCallSite:
+    summary: ModuleSummary
+    site: CreationSite
+    reason: PerCallReason | None  # None: stored on flask.g, per request by construction
+
+    def where(self) -> str:
+        """`Flask view `index`` or `load_posts`, called per request by Flask view `index``."""
+        if self.reason is None:
+            return "stored on `flask.g`, so once per request context"
+        root = self.reason.root
+        handler = display_name(self.summary, root.function)
+        if self.reason.via is None:
+            return f"on every call of {root.label} `{handler}`"
+        return f"in `{self.reason.via}`, which {root.label} `{handler}` calls on every request"
+
+
+def display_name(summary: ModuleSummary, key: str) -> str:
+    """`index`, or `AuthorAPI.get` for a method; nested scopes are left out."""
+    fact = summary.functions[key]
+    if fact.class_key is not None:
+        return f"{summary.classes[fact.class_key].name}.{fact.name}"
+    return fact.name
+
+
+def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
+    for summary in project.summaries:
+        if summary.is_test:
+            continue
+        reasons = project.per_call.get(summary.path, {})
+        for site in summary.sites:
+            if site.kind != kind:
+                continue
+            if site.storage == "flask-g":
+                yield PerCallSite(summary, site, None)
+            elif site.function in reasons:
+                yield PerCallSite(summary, site, reasons[site.function])

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbpoollint.checks.base import Finding, Project, Rule
+
+
+class UnreadableFile(Rule):
+    """
+    ## What it does
+    Reports a file that cannot be read or analysed: permission denied, bytes that are not valid
+    in the file's encoding (UTF-8 unless a PEP 263 coding cookie says otherwise), or nesting too
+    deep for the parser's recursion limit. The file is skipped; the others are still checked.
+
+    ## Why is this bad?
+    dbpoollint says nothing about a file it could not read, so a clean run would be a lie.
+
+    ## Example
+    A file saved as Latin-1 without a `# -*- coding: latin-1 -*-` line.
+
+    ## Use instead
+    Save the file as UTF-8, or declare its encoding in a coding cookie.
+
+    ## Fix safety
+    No fix.
+
+    ## Options
+    None.
+
+    ## References
+    - [PEP 263: source code encodings](https://peps.python.org/pep-0263/)
+    """
+
+    code = "DPL002"
+    name = "unreadable-file"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        return iter(())

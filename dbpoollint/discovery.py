@@ -1,0 +1,212 @@
+"""Find the Python files to check: default excludes, user excludes and .gitignore."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The same set ruff skips by default: tool caches, virtualenvs, build output, vendored deps.
+DEFAULT_EXCLUDES = (
+    ".bzr",
+    ".direnv",
+    ".eggs",
+    ".git",
+    ".git-rewrite",
+    ".hg",
+    ".ipynb_checkpoints",
+    ".mypy_cache",
+    ".nox",
+    ".pants.d",
+    ".pyenv",
+    ".pytest_cache",
+    ".pytype",
+    ".ruff_cache",
+    ".svn",
+    ".tox",
+    ".venv",
+    ".vscode",
+    "__pypackages__",
+    "__pycache__",
+    "_build",
+    "buck-out",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+    "venv",
+)
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+class DiscoveryError(Exception):
+    """A path the user named does not exist."""
+
+
+@dataclass
+class _IgnoreRule:
+    base: Path
+    pattern: str
+    negated: bool
+    directory_only: bool
+    anchored: bool
+
+    def matches(self, path: Path, is_dir: bool) -> bool:
+        if self.directory_only and not is_dir:
+            return False
+        try:
+            relative = path.relative_to(self.base).as_posix()
+        except ValueError:
+            return False
+        if self.anchored:
+            return fnmatch.fnmatchcase(relative, self.pattern) or fnmatch.fnmatchcase(
+                relative, self.pattern.removeprefix("**/")
+            )
+        return fnmatch.fnmatchcase(path.name, self.pattern)
+
+
+@dataclass
+class GitIgnore:
+    """A small .gitignore matcher: negation, directory-only and anchored patterns, `**`."""
+
+    rules: list[_IgnoreRule] = field(default_factory=list)
+    loaded: set[Path] = field(default_factory=set)
+
+    def load(self, directory: Path) -> None:
+        if directory in self.loaded:
+            return
+        self.loaded.add(directory)
+        ignore_file = directory / ".gitignore"
+        try:
+            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return
+        for raw in lines:
+            line = raw.rstrip()
+            if not line or line.startswith("#"):
+                continue
+            negated = line.startswith("!")
+            line = line[1:] if negated else line
+            directory_only = line.endswith("/")
+            line = line.rstrip("/")
+            anchored = "/" in line
+            self.rules.append(
+                _IgnoreRule(directory, line.lstrip("/"), negated, directory_only, anchored)
+            )
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        verdict = False
+        for rule in self.rules:
+            if rule.negated == verdict and rule.matches(path, is_dir):
+                verdict = not rule.negated
+        return verdict
+
+
+@dataclass(frozen=True)
+class Excludes:
+    patterns: Sequence[str]
+    root: Path
+
+    def excluded(self, path: Path) -> bool:
+        if path.name in DEFAULT_EXCLUDES:
+            return True
+        try:
+            relative = path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            relative = path.as_posix()
+        for pattern in self.patterns:
+            pattern = pattern.rstrip("/")
+            # Directories are pruned during the walk, so a match on the folder covers its files.
+            if fnmatch.fnmatchcase(path.name, pattern) or fnmatch.fnmatchcase(relative, pattern):
+                return True
+        return False
+
+
+def _git_root(start: Path) -> Path | None:
+    for directory in [start, *start.parents]:
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def discover(
+    paths: Sequence[Path],
+    excludes: Excludes,
+    respect_gitignore: bool = True,
+    force_exclude: bool = False,
+) -> Iterator[Path]:
+    """Yield Python files under `paths`, sorted per directory, without duplicates."""
+    seen: set[Path] = set()
+    for given in paths:
+        if not given.exists():
+            raise DiscoveryError(f"{given}: no such file or directory")
+        if given.is_file():
+            if force_exclude and excludes.excluded(given):
+                continue
+            if given.resolve() not in seen:
+                seen.add(given.resolve())
+                yield given
+            continue
+        yield from _walk(given, excludes, respect_gitignore, seen)
+
+
+def _walk(
+    top: Path, excludes: Excludes, respect_gitignore: bool, seen: set[Path]
+) -> Iterator[Path]:
+    gitignore = GitIgnore()
+    if respect_gitignore:
+        absolute = top.resolve()
+        git_root = _git_root(absolute)
+        if git_root is not None:
+            for directory in reversed([absolute, *absolute.parents]):
+                if directory == git_root or git_root in directory.parents:
+                    gitignore.load(directory)
+    for walked, dirnames, filenames in os.walk(top):
+        current = Path(walked)
+        if respect_gitignore:
+            gitignore.load(current.resolve())
+        kept = []
+        for name in sorted(dirnames):
+            child = current / name
+            if excludes.excluded(child):
+                continue
+            if respect_gitignore and gitignore.ignored(child.resolve(), True):
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if not name.endswith(PYTHON_SUFFIXES):
+                continue
+            child = current / name
+            if excludes.excluded(child):
+                continue
+            if respect_gitignore and gitignore.ignored(child.resolve(), False):
+                continue
+            resolved = child.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                yield child
+
+
+def module_name(path: Path) -> str:
+    """The dotted module name, walking up through packages (folders with __init__.py)."""
+    absolute = path.resolve()
+    parts = [] if absolute.stem == "__init__" else [absolute.stem]
+    directory = absolute.parent
+    while (directory / "__init__.py").exists() and directory.parent != directory:
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(parts) or absolute.stem
+
+
+TEST_DIRECTORIES = {"tests", "test", "testing"}
+
+
+def is_test_file(path: Path) -> bool:
+    """Tests and conftest open connections per test on purpose; per-call rules skip them."""
+    name = path.name
+    if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
+        return True
+    return any(part in TEST_DIRECTORIES for part in path.parts[:-1])

@@ -1,0 +1,180 @@
+"""discover files -> prefilter -> parse once -> summarise -> join -> rules -> noqa -> sort.
+
+`analyse_file` is a pure function of (path, bytes, module name, packs): it is what runs in
+worker processes and what a content cache can key on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from dbpoollint.analysis.handlers import find_roots
+from dbpoollint.analysis.indexer import ModuleIndexer
+from dbpoollint.analysis.model import ModuleSummary, Span
+from dbpoollint.analysis.percall import external_roots_for, per_call_functions
+from dbpoollint.checks import ALL_RULES
+from dbpoollint.checks.base import Finding, Project
+from dbpoollint.noqa import Suppressions, parse_suppressions
+from dbpoollint.packs import PackSet, load_packs
+from dbpoollint.selection import Selection
+from dbpoollint.source import SourceError, decode, read
+
+
+@dataclass
+class FileResult:
+    path: str
+    summary: ModuleSummary | None = None
+    findings: list[Finding] = field(default_factory=list)
+    suppressions: Suppressions | None = None
+
+
+@dataclass
+class CheckResult:
+    findings: list[Finding]
+    files_checked: int
+    files_parsed: int
+
+
+def _error(path: str, code: str, message: str, line: int = 1, column: int = 1) -> Finding:
+    return Finding(path, Span(line, column, line, column), code, message)
+
+
+def analyse_file(
+    path: str, data: bytes, module: str, is_test: bool, packs: PackSet, force: bool = False
+) -> FileResult:
+    """Parse one file (if it can matter) and summarise it."""
+    result = FileResult(path)
+    if not force and not (packs.mentions_client(data) or packs.mentions_cross_module(data)):
+        return result
+    try:
+        source = decode(path, data)
+    except SourceError as error:
+        result.findings.append(_error(path, "DPL002", f"cannot read file: {error}"))
+        return result
+    result.suppressions = parse_suppressions(source.text)
+    try:
+        module_node = cst.parse_module(data)
+    except cst.ParserSyntaxError as error:
+        message = str(error).splitlines()[0] if str(error) else "invalid syntax"
+        result.findings.append(
+            _error(path, "DPL001", f"SyntaxError: {message}", error.raw_line, error.raw_column + 1)
+        )
+        return result
+    except RecursionError:
+        result.findings.append(_error(path, "DPL002", "too deeply nested to parse"))
+        return result
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    summary = ModuleSummary(path=path, module=module, is_test=is_test)
+    indexer = ModuleIndexer(summary, packs, package)
+    try:
+        MetadataWrapper(module_node, unsafe_skip_copy=True).visit(indexer)
+    except RecursionError:
+        result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
+        return result
+    find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
+    result.summary = summary
+    return result
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+_WORKER_PACKS: PackSet | None = None
+
+
+def _init_worker(extra_packs: Sequence[Path]) -> None:
+    global _WORKER_PACKS
+    _WORKER_PACKS = load_packs(extra_packs)
+
+
+def _analyse_in_worker(job: tuple[str, bytes, str, bool, bool]) -> FileResult:
+    assert _WORKER_PACKS is not None
+    path, data, module, is_test, force = job
+    return analyse_file(path, data, module, is_test, _WORKER_PACKS, force)
+
+
+@dataclass(frozen=True)
+class FileInput:
+    path: str
+    data: bytes | None
+    module: str
+    is_test: bool
+    read_error: str = ""
+
+
+def check_files(
+    inputs: Sequence[FileInput],
+    packs: PackSet,
+    selection: Selection,
+    extra_packs: Sequence[Path] = (),
+    jobs: int | None = None,
+    force_parse: bool = False,
+) -> CheckResult:
+    results: list[FileResult] = []
+    pending: list[tuple[str, bytes, str, bool, bool]] = []
+    for item in inputs:
+        if item.data is None:
+            results.append(
+                FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
+            )
+        elif (
+            force_parse
+            or packs.mentions_client(item.data)
+            or packs.mentions_cross_module(item.data)
+        ):
+            pending.append((item.path, item.data, item.module, item.is_test, True))
+        else:
+            results.append(FileResult(item.path))
+    results.extend(_run_jobs(pending, packs, extra_packs, jobs))
+    findings = join(results, selection)
+    return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending))
+
+
+def _run_jobs(
+    pending: list[tuple[str, bytes, str, bool, bool]],
+    packs: PackSet,
+    extra_packs: Sequence[Path],
+    jobs: int | None,
+) -> Iterable[FileResult]:
+    workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
+    # Worker start-up costs about as much as parsing a handful of files.
+    if workers <= 1 or len(pending) < 8:
+        return [analyse_file(*job[:4], packs, job[4]) for job in pending]
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(tuple(extra_packs),)
+    ) as executor:
+        return list(executor.map(_analyse_in_worker, pending, chunksize=4))
+
+
+def join(results: list[FileResult], selection: Selection) -> list[Finding]:
+    """Join the per-file summaries, run the rules, then apply selection and suppressions."""
+    summaries = [r.summary for r in results if r.summary is not None]
+    project = Project(summaries)
+    external = external_roots_for(summaries)
+    for summary in summaries:
+        project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
+    findings = [f for r in results for f in r.findings]
+    for rule_class in ALL_RULES:
+        if selection.enabled(rule_class.code):
+            findings.extend(rule_class().check(project))
+    suppressions = {r.path: r.suppressions for r in results if r.suppressions is not None}
+    kept = [
+        f
+        for f in findings
+        if selection.enabled(f.code, f.path)
+        and not (f.path in suppressions and suppressions[f.path].suppresses(f.code, f.span.line))
+    ]
+    return sorted(set(kept), key=lambda f: f.sort_key)
+
+
+def read_input(path: Path, module: str, is_test: bool, display: str) -> FileInput:
+    try:
+        return FileInput(display, read(path), module, is_test)
+    except SourceError as error:
+        return FileInput(display, None, module, is_test, f"cannot read file: {error}")

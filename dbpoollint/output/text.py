@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from dbpoollint.checks import RULES_BY_CODE
+from dbpoollint.checks.base import Finding
+
+
+def _line(finding: Finding) -> str:
+    location = click.style(f"{finding.path}:{finding.span.line}:{finding.span.column}:", bold=True)
+    code = click.style(finding.code, fg="red", bold=True)
+    marker = " [*]" if finding.fix is not None else ""
+    return f"{location} {code}{marker} {finding.message}"
+
+
+def format_concise(findings: Sequence[Finding]) -> str:
+    return "".join(_line(f) + "\n" for f in findings)
+
+
+def format_full(findings: Sequence[Finding]) -> str:
+    """Each finding followed by the source line it points at, with a caret."""
+    out: list[str] = []
+    cache: dict[str, list[str]] = {}
+    for finding in findings:
+        out.append(_line(finding))
+        if finding.path not in cache:
+            try:
+                cache[finding.path] = Path(finding.path).read_text(errors="replace").splitlines()
+            except OSError:
+                cache[finding.path] = []
+        lines = cache[finding.path]
+        if 0 < finding.span.line <= len(lines):
+            source = lines[finding.span.line - 1]
+            out.append(f"  {finding.span.line:>4} | {source}")
+            width = (
+                finding.span.end_column - finding.span.column
+                if finding.span.end_line == finding.span.line
+                else len(source) - finding.span.column + 1
+            )
+            out.append("       | " + " " * (finding.span.column - 1) + "^" * max(1, width))
+        out.append("")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def summary_line(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return "All checks passed!"
+    fixable = sum(1 for f in findings if f.fix is not None)
+    noun = "error" if len(findings) == 1 else "errors"
+    tail = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
+    return f"Found {len(findings)} {noun}.{tail}"
+
+
+def statistics(findings: Sequence[Finding]) -> str:
+    counts = Counter(f.code for f in findings)
+    rows = []
+    for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        rule = RULES_BY_CODE.get(code)
+        name = rule.name if rule else ""
+        rows.append(f"{count:>5}\t{code}\t{name}")
+    return "\n".join(rows) + ("\n" if rows else "")
