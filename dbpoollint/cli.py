@@ -154,7 +154,10 @@ def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -
     patterns = settings.exclude or []
     excludes = Excludes([*patterns, *settings.extend_exclude], settings.root)
     files = discover(targets, excludes, settings.respect_gitignore, force_exclude)
-    return [read_input(path, module_name(path), is_test_file(path), str(path)) for path in files]
+    return [
+        read_input(path, module_name(path), is_test_file(path, base), str(path))
+        for path, base in files
+    ]
 
 
 @main.command()

@@ -123,6 +123,12 @@ class Excludes:
                 return True
         return False
 
+    def excluded_with_parents(self, path: Path) -> bool:
+        """For --force-exclude: a file is excluded when it or any folder above it is."""
+        absolute = path.resolve()
+        chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
+        return any(self.excluded(p) for p in chain)
+
 
 def _git_root(start: Path) -> Path | None:
     for directory in [start, *start.parents]:
@@ -136,20 +142,21 @@ def discover(
     excludes: Excludes,
     respect_gitignore: bool = True,
     force_exclude: bool = False,
-) -> Iterator[Path]:
-    """Yield Python files under `paths`, sorted per directory, without duplicates."""
+) -> Iterator[tuple[Path, Path]]:
+    """Yield (file, the path it was found under), sorted per directory, without duplicates."""
     seen: set[Path] = set()
     for given in paths:
         if not given.exists():
             raise DiscoveryError(f"{given}: no such file or directory")
         if given.is_file():
-            if force_exclude and excludes.excluded(given):
+            if force_exclude and excludes.excluded_with_parents(given):
                 continue
             if given.resolve() not in seen:
                 seen.add(given.resolve())
-                yield given
+                yield given, given.parent
             continue
-        yield from _walk(given, excludes, respect_gitignore, seen)
+        for found in _walk(given, excludes, respect_gitignore, seen):
+            yield found, given
 
 
 def _walk(
@@ -204,9 +211,18 @@ def module_name(path: Path) -> str:
 TEST_DIRECTORIES = {"tests", "test", "testing"}
 
 
-def is_test_file(path: Path) -> bool:
-    """Tests and conftest open connections per test on purpose; per-call rules skip them."""
+def is_test_file(path: Path, base: Path | None = None) -> bool:
+    """Tests and conftest open connections per test on purpose; per-call rules skip them.
+
+    Folders count only below the path the user named, so a project that happens to live
+    under some `tests/` folder is still checked.
+    """
     name = path.name
+    if base is not None:
+        try:
+            path = path.resolve().relative_to(base.resolve())
+        except ValueError:
+            pass
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
     return any(part in TEST_DIRECTORIES for part in path.parts[:-1])

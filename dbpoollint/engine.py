@@ -6,7 +6,9 @@ worker processes and what a content cache can key on.
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -62,10 +64,7 @@ def analyse_file(
     try:
         module_node = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        message = str(error).splitlines()[0] if str(error) else "invalid syntax"
-        result.findings.append(
-            _error(path, "DPL001", f"SyntaxError: {message}", error.raw_line, error.raw_column + 1)
-        )
+        result.findings.append(_syntax_error(path, source.text, error))
         return result
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "too deeply nested to parse"))
@@ -81,6 +80,27 @@ def analyse_file(
     find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
     result.summary = summary
     return result
+
+
+def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding:
+    """Prefer CPython's own message and position; libcst's point past the real mistake."""
+    try:
+        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as python_error:
+        line = python_error.lineno or 1
+        return _error(
+            path, "DPL001", f"SyntaxError: {python_error.msg}", line, python_error.offset or 1
+        )
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    message = re.sub(r"^parser error: error at \d+:\d+: ", "", error.message)
+    return _error(
+        path,
+        "DPL001",
+        f"libcst cannot parse this file: {message or 'invalid syntax'}",
+        error.raw_line,
+        error.raw_column + 1,
+    )
 
 
 # --- worker processes ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ spell library names themselves.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import fnmatch
 import re
@@ -131,6 +132,7 @@ class PackSet:
 
     def mentions_client(self, source: bytes) -> bool:
         """Cheap prefilter: does this file import any module a client pack knows?"""
+        source = source.removeprefix(codecs.BOM_UTF8)
         return self._trigger is not None and self._trigger.search(source) is not None
 
     def mentions_cross_module(self, source: bytes) -> bool:

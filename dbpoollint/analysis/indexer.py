@@ -306,11 +306,13 @@ class ModuleIndexer(cst.CSTVisitor):
                 targets = [node.target]
             elif isinstance(node, (cst.If | cst.While, cst.IfExp)):
                 guards.append(cst.Module([]).code_for_node(node.test))
-        for target in targets:
-            storage = self._target_storage(target, guards)
-            if storage[0] != "local" or storage[1]:
-                return storage
-        return "local", ""
+        verdicts = [self._target_storage(target, guards) for target in targets]
+        # `db = g._database = MongoClient(...)`: the shared target decides, not the local alias.
+        for wanted in ("flask-g", "cached"):
+            if any(storage == wanted for storage, _ in verdicts):
+                return wanted, ""
+        names = [name for _, name in verdicts if name]
+        return ("local", names[0]) if names else ("local", "")
 
     def _target_storage(self, target: cst.BaseExpression, guards: list[str]) -> tuple[str, str]:
         if isinstance(target, cst.Name):

@@ -1,0 +1,62 @@
+"""Every rule is documented, has fixtures both ways, and the README's table is current."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dbpoollint.checks import ALL_RULES
+from dbpoollint.checks.base import DOC_SECTIONS, Rule
+from dbpoollint.docs import render_readme
+from tests.conftest import FIXTURES
+from tests.test_fixtures import EXPECT
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_codes_and_names_are_unique() -> None:
+    codes = [rule.code for rule in ALL_RULES]
+    names = [rule.name for rule in ALL_RULES]
+    assert len(set(codes)) == len(codes)
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"DPL\d{3}", code) for code in codes)
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name) for name in names)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_docs_have_every_section_in_order(rule: type[Rule]) -> None:
+    docs = rule.docs()
+    positions = [docs.find(f"## {section}") for section in DOC_SECTIONS]
+    assert -1 not in positions, f"{rule.code} docs lack a section"
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_fix_title_exactly_when_the_rule_can_fix(rule: type[Rule]) -> None:
+    says_no_fix = "No fix" in rule.docs().split("## Fix safety", 1)[1].split("##", 1)[0]
+    detection_only = "Detection only" in rule.docs()
+    assert (rule.fix_title is None) == (says_no_fix or detection_only)
+
+
+@pytest.mark.parametrize("rule", ALL_RULES, ids=lambda r: r.code)
+def test_every_rule_has_positive_and_negative_fixtures(rule: type[Rule]) -> None:
+    folder = FIXTURES / rule.code
+    assert folder.is_dir(), f"missing {folder}"
+    positive = negative = 0
+    for case in folder.iterdir():
+        if case.name.startswith(("_", ".")) or case.name.endswith(".fixed.py"):
+            continue
+        files = list(case.rglob("*.py")) if case.is_dir() else [case]
+        texts = [f.read_bytes().decode("utf-8", errors="replace") for f in files]
+        if any(EXPECT.search(t) and rule.code in t for t in texts):
+            positive += 1
+        elif not any(EXPECT.search(t) for t in texts):
+            negative += 1
+    assert positive and negative, f"{rule.code}: {positive} positive, {negative} negative"
+
+
+def test_readme_rule_table_is_current() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert render_readme(readme) == readme, "run: python -m dbpoollint.docs --write"
