@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 from collections.abc import Iterator, Sequence
@@ -219,10 +220,8 @@ def is_test_file(path: Path, base: Path | None = None) -> bool:
     """
     name = path.name
     if base is not None:
-        try:
+        with contextlib.suppress(ValueError):
             path = path.resolve().relative_to(base.resolve())
-        except ValueError:
-            pass
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
     return any(part in TEST_DIRECTORIES for part in path.parts[:-1])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dbpoollint.analysis.handlers import find_roots
 from dbpoollint.analysis.indexer import ModuleIndexer
@@ -73,7 +73,10 @@ def analyse_file(
     summary = ModuleSummary(path=path, module=module, is_test=is_test)
     indexer = ModuleIndexer(summary, packs, package)
     try:
-        MetadataWrapper(module_node, unsafe_skip_copy=True).visit(indexer)
+        wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
+        wrapper.visit(indexer)
+        if indexer.site_nodes:
+            indexer.finish(wrapper.resolve(PositionProvider))
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
         return result

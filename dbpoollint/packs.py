@@ -68,6 +68,8 @@ class HandlerShape:
     module_names: tuple[str, ...] = ()
     requires_import: tuple[str, ...] = ()
     unresolved_receiver: str = "never"
+    # base-class shapes: the framework builds a new instance per request (Django, Tornado...).
+    instance_per_request: bool = False
 
     def matches_method(self, name: str) -> bool:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude_methods):
@@ -191,6 +193,7 @@ _HANDLER_KEYS = {
     "module-names",
     "requires-import",
     "unresolved-receiver",
+    "instance-per-request",
 }
 
 
@@ -345,6 +348,7 @@ def load_pack(path: Path) -> Pack:
             module_names=reader.strings("module-names"),
             requires_import=reader.strings("requires-import"),
             unresolved_receiver=reader.choice("unresolved-receiver", RECEIVER_POLICIES, "never"),
+            instance_per_request=reader.boolean("instance-per-request"),
         )
         _validate_shape(reader, shape)
         handlers.append(shape)

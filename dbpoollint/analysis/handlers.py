@@ -36,10 +36,20 @@ def find_roots(
         if label is not None:
             add(fact.key, label)
 
+    per_request_shapes = [s for s in packs.shapes("base-class") if s.instance_per_request]
+    for class_key in summary.classes:
+        if any(
+            qualname_matches(s.classes, class_ancestry(summary, class_key))
+            for s in per_request_shapes
+        ):
+            summary.per_request_classes.add(class_key)
+
     for qualnames, label, as_class in registrations:
         local = _local_target(summary, qualnames)
         if local is not None:
             if local in summary.classes:
+                if as_class:
+                    summary.per_request_classes.add(local)
                 for method in methods_of(summary, local):
                     add(method, label)
             else:

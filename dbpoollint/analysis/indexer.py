@@ -8,11 +8,13 @@ pack names.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import PositionProvider, QualifiedNameProvider
+from libcst.metadata import CodeRange, ScopeProvider
 
 from dbpoollint.analysis.model import (
     ClassFact,
@@ -54,7 +56,9 @@ def absolute_name(name: str, package: str) -> str:
 
 
 class ModuleIndexer(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider)
+    # Only scopes: qualified names are asked for the few nodes that matter, and positions are
+    # resolved afterwards for the creation sites alone. Both are whole-tree passes otherwise.
+    METADATA_DEPENDENCIES = (ScopeProvider,)
 
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
         super().__init__()
@@ -67,10 +71,12 @@ class ModuleIndexer(cst.CSTVisitor):
         self.imported_names: set[str] = set()
         self.imported_modules: set[str] = set()
         self.declared_global: dict[str, set[str]] = {}
-        # Sites whose storage depends on `global` statements seen later in the function.
-        self.pending: list[tuple[CreationSite, str]] = []
+        self.site_nodes: list[tuple[cst.Call, CreationSite]] = []
+        # Code of every `if`/`while` test seen so far, per function: the lazy-init guards.
+        self.tests_seen: dict[str, list[str]] = {}
         self.registrations: list[tuple[frozenset[str], str, bool]] = []
         self.raw_references: dict[str, set[str]] = {}
+        self.defined_names: set[str] = set()
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -83,17 +89,23 @@ class ModuleIndexer(cst.CSTVisitor):
         self.ancestors.pop()
 
     def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        names = self.get_metadata(QualifiedNameProvider, node, set())
+        scope = self.get_metadata(ScopeProvider, node, None)
+        if scope is None:
+            return frozenset()
+        names = scope.get_qualified_names_for(node)
         return frozenset(absolute_name(n.name, self.package) for n in names)
 
-    def span(self, node: cst.CSTNode) -> Span:
-        position = self.get_metadata(PositionProvider, node)
-        return Span(
-            position.start.line,
-            position.start.column + 1,
-            position.end.line,
-            position.end.column + 1,
-        )
+    def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
+        """Give every creation site its position, once the positions pass has run."""
+        for node, site in self.site_nodes:
+            position = positions[node]
+            span = Span(
+                position.start.line,
+                position.start.column + 1,
+                position.end.line,
+                position.end.column + 1,
+            )
+            self.summary.sites.append(dataclasses.replace(site, span=span))
 
     @property
     def current_function(self) -> str | None:
@@ -152,7 +164,6 @@ class ModuleIndexer(cst.CSTVisitor):
         fact = FunctionFact(
             key=key,
             name=node.name.value,
-            line=self.span(node).line,
             class_key=class_key,
             is_module_level=not self.scopes,
             params=params,
@@ -165,9 +176,24 @@ class ModuleIndexer(cst.CSTVisitor):
         self.scopes.append(("function", key))
         self.declared_global[key] = set()
         self.raw_references[key] = set()
+        self.tests_seen[key] = []
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.scopes.pop()
+
+    def visit_If(self, node: cst.If) -> None:
+        self._remember_test(node.test)
+
+    def visit_While(self, node: cst.While) -> None:
+        self._remember_test(node.test)
+
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self._remember_test(node.test)
+
+    def _remember_test(self, test: cst.BaseExpression) -> None:
+        function = self.current_function
+        if function is not None:
+            self.tests_seen[function].append(cst.Module([]).code_for_node(test))
 
     def visit_Global(self, node: cst.Global) -> None:
         function = self.current_function
@@ -225,9 +251,12 @@ class ModuleIndexer(cst.CSTVisitor):
 
     # --- references and calls ----------------------------------------------------------------
 
+    def visit_Module(self, node: cst.Module) -> None:
+        self.defined_names = _defined_names(node.body)
+
     def visit_Name(self, node: cst.Name) -> None:
         function = self.current_function
-        if function is not None:
+        if function is not None and node.value in self.defined_names:
             self.raw_references[function].update(self.qualnames(node))
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
@@ -236,8 +265,14 @@ class ModuleIndexer(cst.CSTVisitor):
             return
         if isinstance(node.value, cst.Name) and node.value.value in ("self", "cls"):
             self.summary.functions[function].self_references.add(node.attr.value)
-        else:
-            self.raw_references[function].update(self.qualnames(node))
+            return
+        if node.attr.value not in self.defined_names:
+            return
+        self.raw_references[function].update(self.qualnames(node))
+        # `repository.find(...)` on `repository = Repository(...)` reaches `Repository.find`.
+        receiver = get_full_name_for_node(node.value)
+        for class_name in self.instances.get(receiver or "", ()):
+            self.raw_references[function].add(f"{class_name}.{node.attr.value}")
 
     def visit_Call(self, node: cst.Call) -> None:
         qualnames = self.qualnames(node.func)
@@ -250,10 +285,12 @@ class ModuleIndexer(cst.CSTVisitor):
         if keywords & set(call.reuses_pool_keywords) or keywords & set(call.pool_keywords):
             return
         callee = next(q for q in sorted(qualnames) if self.packs.client_call([q]) is call)
-        storage, pending_name = self._storage(node)
+        storage = self._storage(node, function)
+        if storage == "cached":
+            return
         site = CreationSite(
             function=function,
-            span=self.span(node),
+            span=_NO_SPAN,
             callee=callee,
             kind=call.kind,
             library=call.library,
@@ -261,10 +298,7 @@ class ModuleIndexer(cst.CSTVisitor):
             pool_hint=call.pool_hint,
             storage=storage,
         )
-        if pending_name:
-            self.pending.append((site, pending_name))
-        elif storage != "cached":
-            self.summary.sites.append(site)
+        self.site_nodes.append((node, site))
 
     def _record_registration(self, node: cst.Call, qualnames: frozenset[str]) -> None:
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
@@ -295,58 +329,85 @@ class ModuleIndexer(cst.CSTVisitor):
                 return
             yield node
 
-    def _storage(self, call: cst.Call) -> tuple[str, str]:
-        """Classify where the result goes: ("local"|"flask-g"|"cached", pending global name)."""
+    def _storage(self, call: cst.Call, function: str) -> str:
+        """Where the result goes: "local", "flask-g", "instance-cached" or "cached"."""
         targets: list[cst.BaseExpression] = []
-        guards: list[str] = []
+        guards = list(self.tests_seen[function])
         for node in self._enclosing():
             if not targets and isinstance(node, cst.Assign):
                 targets = [t.target for t in node.targets]
             elif not targets and isinstance(node, cst.AnnAssign | cst.AugAssign):
                 targets = [node.target]
-            elif isinstance(node, (cst.If | cst.While, cst.IfExp)):
-                guards.append(cst.Module([]).code_for_node(node.test))
-        verdicts = [self._target_storage(target, guards) for target in targets]
+            elif isinstance(node, cst.BooleanOperation):
+                # `_engine = _engine or create_engine(...)`
+                guards.append(cst.Module([]).code_for_node(node.left))
+        verdicts = {self._target_storage(target, guards, function) for target in targets}
         # `db = g._database = MongoClient(...)`: the shared target decides, not the local alias.
-        for wanted in ("flask-g", "cached"):
-            if any(storage == wanted for storage, _ in verdicts):
-                return wanted, ""
-        names = [name for _, name in verdicts if name]
-        return ("local", names[0]) if names else ("local", "")
+        for storage in ("flask-g", "cached", "instance-cached"):
+            if storage in verdicts:
+                return storage
+        return "local"
 
-    def _target_storage(self, target: cst.BaseExpression, guards: list[str]) -> tuple[str, str]:
+    def _target_storage(self, target: cst.BaseExpression, guards: list[str], function: str) -> str:
+        """A shared target caches the client only when a test guards it (lazy initialisation);
+        assigned unconditionally, it is rebuilt on every call."""
         if isinstance(target, cst.Name):
-            # Cached only if the function declares it `global`/`nonlocal`; known at the end.
-            return "local", target.value
+            if target.value not in self.declared_global[function]:
+                return "local"
+            return "cached" if _mentioned(target.value, guards) else "local"
         root: cst.BaseExpression = target
         while isinstance(root, cst.Attribute | cst.Subscript):
             root = root.value
         if not isinstance(root, cst.Name):
-            return "local", ""
+            return "local"
         if qualname_matches(REQUEST_GLOBALS, self.qualnames(root)):
-            return "flask-g", ""
-        function = self.summary.functions[self.current_function or ""]
-        per_call_roots = {"self", *function.params} - {"cls"}
-        if root.value not in per_call_roots:
-            # Module globals, class attributes, function attributes: lives across calls.
-            return "cached", ""
-        attribute = target.attr.value if isinstance(target, cst.Attribute) else ""
-        if attribute and any(attribute in guard for guard in guards):
-            return "cached", ""  # lazy init: `if self._pool is None: self._pool = ...`
-        if isinstance(target, cst.Subscript) and guards:
-            return "cached", ""  # keyed cache: `if key not in self._clients: ...`
-        return "local", ""
+            return "flask-g"
+        if isinstance(target, cst.Attribute):
+            guarded = _mentioned(target.attr.value, guards)
+        else:  # keyed cache: `if key not in _clients: _clients[key] = ...`
+            container = target.value if isinstance(target, cst.Subscript) else target
+            guarded = _mentioned(get_full_name_for_node(container) or root.value, guards)
+        if not guarded:
+            return "local"
+        # `self` may be a view instance built per request; the join decides.
+        return "instance-cached" if root.value == "self" else "cached"
 
     def leave_Module(self, original_node: cst.Module) -> None:
-        for site, name in self.pending:
-            if name not in self.declared_global.get(site.function, set()):
-                self.summary.sites.append(site)
         self._resolve_references()
 
     def _resolve_references(self) -> None:
         functions = self.summary.functions
         for key, raw in self.raw_references.items():
             functions[key].references = {name for name in raw if name in functions and name != key}
+
+
+_NO_SPAN = Span(0, 0, 0, 0)
+
+
+def _mentioned(name: str, guards: list[str]) -> bool:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    return any(pattern.search(guard) for guard in guards)
+
+
+def _defined_names(statements: Sequence[cst.CSTNode]) -> set[str]:
+    """Names of every function defined in the module, at any depth, from statements only."""
+    names: set[str] = set()
+    pending = list(statements)
+    while pending:
+        statement = pending.pop()
+        if isinstance(statement, cst.FunctionDef):
+            names.add(statement.name.value)
+        body = getattr(statement, "body", None)
+        if isinstance(body, cst.BaseSuite) and isinstance(body, cst.IndentedBlock):
+            pending.extend(body.body)
+        for attribute in ("orelse", "finalbody"):
+            extra = getattr(statement, attribute, None)
+            if extra is not None and isinstance(getattr(extra, "body", None), cst.IndentedBlock):
+                pending.extend(extra.body.body)
+        for handler in getattr(statement, "handlers", ()):
+            if isinstance(handler.body, cst.IndentedBlock):
+                pending.extend(handler.body.body)
+    return names
 
 
 def _argument(call: cst.Call, position: int | None, keyword: str) -> cst.BaseExpression | None:

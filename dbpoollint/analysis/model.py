@@ -48,7 +48,6 @@ class DecoratorFact:
 class FunctionFact:
     key: str
     name: str
-    line: int
     class_key: str | None
     is_module_level: bool
     params: tuple[str, ...]
@@ -96,3 +95,5 @@ class ModuleSummary:
     sites: list[CreationSite] = field(default_factory=list)
     roots: list[HandlerRoot] = field(default_factory=list)
     external_roots: list[ExternalRoot] = field(default_factory=list)
+    # Classes the framework instantiates per request: `self` caches nothing across requests.
+    per_request_classes: set[str] = field(default_factory=set)

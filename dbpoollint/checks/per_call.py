@@ -46,4 +46,11 @@ def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
             if site.storage == "flask-g":
                 yield PerCallSite(summary, site, None)
             elif site.function in reasons:
+                if site.storage == "instance-cached" and not _per_request_instance(summary, site):
+                    continue
                 yield PerCallSite(summary, site, reasons[site.function])
+
+
+def _per_request_instance(summary: ModuleSummary, site: CreationSite) -> bool:
+    class_key = summary.functions[site.function].class_key
+    return class_key is not None and class_key in summary.per_request_classes
