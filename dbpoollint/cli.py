@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ import click
 
 from dbpoollint import __version__
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
+from dbpoollint.checks.base import Finding
 from dbpoollint.config import ConfigError, Settings, find_config, load_settings
 from dbpoollint.discovery import (
     DiscoveryError,
@@ -23,10 +25,12 @@ from dbpoollint.discovery import (
     module_name,
 )
 from dbpoollint.engine import FileInput, check_files, read_input
+from dbpoollint.fixing import apply_fixes, attach_fixes
 from dbpoollint.output import FORMATTERS
 from dbpoollint.output.text import statistics, summary_line
 from dbpoollint.packs import PackError, load_packs
 from dbpoollint.selection import Selection, SelectionError
+from dbpoollint.writer import StaleFileError, write_atomically
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,31 +71,61 @@ def main() -> None:
     """Find database connection-pool mistakes in Python services."""
 
 
+def _check_options(function: F) -> F:
+    options = [
+        click.argument("paths", nargs=-1, type=click.Path(path_type=Path)),
+        click.option("--select", multiple=True, help="Rule codes or prefixes to enable."),
+        click.option("--extend-select", multiple=True, help="Codes to enable on top."),
+        click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable."),
+        click.option(
+            "--output-format",
+            type=click.Choice(sorted(FORMATTERS)),
+            default="text",
+            show_default=True,
+        ),
+        click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain."),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="A pyproject.toml or dbpoollint.toml to use instead of searching for one.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary."),
+        click.option("--statistics", "show_statistics", is_flag=True, help="Count per rule."),
+        click.option("--stdin-filename", help="The file name to report for source read from `-`."),
+        click.option(
+            "--force-exclude", is_flag=True, help="Apply excludes to paths given directly."
+        ),
+        click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes."),
+        click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes marked unsafe."),
+        click.option("--diff", is_flag=True, help="Print the fixes as a diff; write nothing."),
+        click.option(
+            "--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when a fix changed a file."
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated).")
-@click.option("--extend-select", multiple=True, help="Codes to enable on top of the selection.")
-@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
-@click.option(
-    "--output-format",
-    type=click.Choice(sorted(FORMATTERS)),
-    default="text",
-    show_default=True,
-)
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings remain.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="A pyproject.toml or dbpoollint.toml to use instead of searching for one.",
-)
-@click.option("--quiet", "-q", is_flag=True, help="Print findings only, no summary.")
-@click.option("--statistics", "show_statistics", is_flag=True, help="Count findings per rule.")
-@click.option("--stdin-filename", help="The file name to report for source read from `-`.")
-@click.option("--force-exclude", is_flag=True, help="Apply excludes to paths given directly.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Worker processes (default: CPUs).")
+@_check_options
+@click.option("--fix", is_flag=True, help="Apply safe fixes (and unsafe ones with --unsafe-fixes).")
 @_user_errors
-def check(
+def check(fix: bool, **options: Any) -> None:
+    """Check PATHS (default: the current directory) for connection-pool mistakes."""
+    _run(fix=fix, **options)
+
+
+@main.command(name="fix")
+@_check_options
+@_user_errors
+def fix_command(**options: Any) -> None:
+    """Apply fixes to PATHS: the one-shot refactor (same as `check --fix`)."""
+    _run(fix=True, summary=True, **options)
+
+
+def _run(
     paths: tuple[Path, ...],
     select: tuple[str, ...],
     extend_select: tuple[str, ...],
@@ -104,8 +138,12 @@ def check(
     stdin_filename: str | None,
     force_exclude: bool,
     jobs: int | None,
+    unsafe_fixes: bool,
+    diff: bool,
+    exit_non_zero_on_fix: bool,
+    fix: bool,
+    summary: bool = False,
 ) -> None:
-    """Check PATHS (default: the current directory) for connection-pool mistakes."""
     targets = list(paths) or [Path(".")]
     reading_stdin = targets == [Path("-")]
     if config_path is not None and not config_path.is_file():
@@ -121,26 +159,89 @@ def check(
         per_file_ignores=settings.per_file_ignores,
     )
     packs = load_packs(settings.packs)
+    allow_unsafe = unsafe_fixes or settings.unsafe_fixes
 
-    inputs = (
-        _stdin_input(stdin_filename)
-        if reading_stdin
-        else _file_inputs(targets, settings, force_exclude)
-    )
+    if reading_stdin:
+        inputs = _stdin_input(stdin_filename)
+    else:
+        inputs = _file_inputs(targets, settings, force_exclude)
     if not inputs:
         click.echo("warning: No Python files found under the given path(s)", err=True)
         sys.exit(EXIT_CLEAN)
-    result = check_files(
-        inputs, packs, selection, extra_packs=settings.packs, jobs=jobs, force_parse=reading_stdin
-    )
-    findings = result.findings
+
+    def run_check(files: list[FileInput]) -> list[Finding]:
+        result = check_files(
+            files, packs, selection, settings.packs, jobs=jobs, force_parse=reading_stdin
+        )
+        sources = {f.path: f.data for f in files if f.data is not None}
+        return attach_fixes(result.findings, sources, packs)
+
+    findings = run_check(inputs)
+    changed_files = 0
+    if (fix or diff) and any(f.fix for f in findings):
+        sources = {f.path: f.data for f in inputs if f.data is not None}
+        outcome = apply_fixes(findings, sources, packs, allow_unsafe)
+        if diff:
+            for path, (before, after) in sorted(outcome.changed.items()):
+                click.echo(_unified_diff(path, before, after), nl=False)
+            sys.exit(EXIT_FINDINGS if outcome.changed else EXIT_CLEAN)
+        if reading_stdin:
+            for _, after in outcome.changed.values():
+                sys.stdout.buffer.write(after)
+            sys.exit(EXIT_CLEAN)
+        changed_files = _write_all(outcome.changed)
+        if changed_files:
+            inputs = [_reread(item) for item in inputs]
+            findings = run_check(inputs)
+        if summary or not quiet:
+            click.echo(
+                f"Fixed {outcome.fixed} finding(s) in {changed_files} file(s); "
+                f"{len(findings)} left"
+                + (
+                    f"; {outcome.skipped_unsafe} unsafe fix(es) skipped "
+                    "(enable with --unsafe-fixes)"
+                    if outcome.skipped_unsafe
+                    else ""
+                )
+                + ".",
+                err=output_format not in ("text", "full"),
+            )
+    elif diff:
+        sys.exit(EXIT_CLEAN)
 
     click.echo(FORMATTERS[output_format](findings), nl=False)
     if show_statistics and findings:
         click.echo(statistics(findings), nl=False, err=output_format != "text")
     if output_format in ("text", "full") and not quiet:
         click.echo(summary_line(findings))
-    sys.exit(EXIT_FINDINGS if findings and not exit_zero else EXIT_CLEAN)
+    if findings and not exit_zero:
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_FINDINGS if changed_files and exit_non_zero_on_fix else EXIT_CLEAN)
+
+
+def _unified_diff(path: str, before: bytes, after: bytes) -> str:
+    old = before.decode("utf-8", errors="replace").splitlines(keepends=True)
+    new = after.decode("utf-8", errors="replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
+
+
+def _write_all(changed: dict[str, tuple[bytes, bytes]]) -> int:
+    written = 0
+    for path, (before, after) in sorted(changed.items()):
+        try:
+            write_atomically(Path(path), before, after)
+            written += 1
+        except StaleFileError as error:
+            click.echo(f"dbpoollint: warning: {error}", err=True)
+        except OSError as error:
+            click.echo(f"dbpoollint: warning: {path}: cannot write: {error.strerror}", err=True)
+    return written
+
+
+def _reread(item: FileInput) -> FileInput:
+    if item.data is None or item.path == "-":
+        return item
+    return read_input(Path(item.path), item.module, item.is_test, item.path)
 
 
 def _stdin_input(stdin_filename: str | None) -> list[FileInput]:

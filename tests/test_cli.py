@@ -66,7 +66,7 @@ def test_finding_exits_one_with_ruff_style_line(project: Path) -> None:
     result = run_cli(["check", "app.py"])
     assert result.exit_code == 1
     first = result.output.splitlines()[0]
-    assert first.startswith("app.py:9:14: DPL101 `redis.Redis()` builds a new Redis client")
+    assert first.startswith("app.py:9:14: DPL101 [*] `redis.Redis()` builds a new Redis client")
     assert "Flask view `hits`" in first
     assert "Found 1 error." in result.output
 
@@ -216,7 +216,11 @@ def test_json_is_ruffs_schema(project: Path) -> None:
     assert finding["location"] == {"row": 9, "column": 14}
     assert finding["end_location"] == {"row": 9, "column": 39}
     assert finding["filename"] == str((project / "app.py").resolve())
-    assert finding["fix"] is None and finding["noqa_row"] == 9
+    assert finding["noqa_row"] == 9
+    assert finding["fix"]["applicability"] == "safe"
+    assert finding["fix"]["message"] == "Hoist into a module-level lazy singleton"
+    edit = finding["fix"]["edits"][0]
+    assert sorted(edit) == ["content", "end_location", "location"]
 
 
 def test_json_of_a_clean_run_is_an_empty_array(project: Path) -> None:
@@ -252,7 +256,7 @@ def test_full_format_shows_the_source_line(project: Path) -> None:
 def test_stdin_with_filename(project: Path) -> None:
     result = run_cli(["check", "-", "--stdin-filename", "views.py"], input=BAD_VIEW)
     assert result.exit_code == 1
-    assert result.output.startswith("views.py:9:14: DPL101")
+    assert result.output.startswith("views.py:9:14: DPL101 [*]")
 
 
 # --- rules and docs ---------------------------------------------------------------------------

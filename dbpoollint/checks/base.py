@@ -42,6 +42,9 @@ class Finding:
     code: str
     message: str
     fix: Fix | None = None
+    # For fixable findings: the constructor's qualified name and whether the call sits in the
+    # handler itself (its parameters are then request data).
+    hoist: tuple[str, bool] | None = field(default=None, compare=False)
 
     @property
     def sort_key(self) -> tuple[str, int, int, str]:

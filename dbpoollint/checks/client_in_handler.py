@@ -54,7 +54,24 @@ class ClientInHandler(Rule):
     ```
 
     ## Fix safety
-    Detection only in this release; the hoisting fix into a lazy singleton comes next.
+    The fix replaces the call with a call to a generated getter after the imports
+    (`get_engine()`, `get_redis()`, ... unique in the module; identical constructions share one):
+
+    - *safe* when every argument is a literal, a module-level constant or settings object, or an
+      environment read (`os.environ[...]`, `os.getenv(...)`), and the handler does not close it;
+    - *unsafe* when an argument is a parameter of a helper (a config object passed down), or
+      the handler closes the client: the close is removed, which changes behaviour;
+    - *none* when an argument is request data (a handler parameter, `flask.request`, a local):
+      per-tenant clients need a keyed cache. Also none inside `with` (it closes the client), for
+      an awaitable constructor that is not awaited directly, or a constructor imported locally.
+
+    The sync getter uses double-checked locking with `threading.Lock`: one client even when
+    many threads call it first at once (`functools.cache` can build twice under a race). An
+    awaited constructor (`asyncpg.create_pool`) gets an `async` getter guarded by an
+    `asyncio.Lock`, caching the awaited pool, never a coroutine. An async client built
+    synchronously (`redis.asyncio.Redis`, `create_async_engine`, Motor) gets a plain lazy getter:
+    nothing can interleave between the check and the assignment in one event loop. Closing the
+    shared client at shutdown is DPL301's business.
 
     ## Options
     - `select` / `ignore` / `per-file-ignores`; user packs (`packs`) add in-house constructors.
@@ -67,6 +84,7 @@ class ClientInHandler(Rule):
 
     code = "DPL101"
     name = "client-in-handler"
+    fix_title = "Hoist into a module-level lazy singleton"
 
     def check(self, project: Project) -> Iterator[Finding]:
         for found in per_call_sites(project, "pool"):
@@ -76,4 +94,6 @@ class ClientInHandler(Rule):
                 f"`{site.callee}()` builds a new {noun} {found.where()}; connections pile up "
                 f"until the server refuses them: create it once at module level and reuse it"
             )
-            yield Finding(found.summary.path, site.span, self.code, message)
+            in_handler = found.reason is not None and found.reason.via is None
+            hoist = (site.callee, in_handler) if found.reason is not None else None
+            yield Finding(found.summary.path, site.span, self.code, message, hoist=hoist)

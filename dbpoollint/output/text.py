@@ -13,7 +13,7 @@ from dbpoollint.checks.base import Finding
 def _line(finding: Finding) -> str:
     location = click.style(f"{finding.path}:{finding.span.line}:{finding.span.column}:", bold=True)
     code = click.style(finding.code, fg="red", bold=True)
-    marker = " [*]" if finding.fix is not None else ""
+    marker = " [*]" if finding.fix is not None and finding.fix.applicability == "safe" else ""
     return f"{location} {code}{marker} {finding.message}"
 
 
@@ -49,9 +49,12 @@ def format_full(findings: Sequence[Finding]) -> str:
 def summary_line(findings: Sequence[Finding]) -> str:
     if not findings:
         return "All checks passed!"
-    fixable = sum(1 for f in findings if f.fix is not None)
+    fixable = sum(1 for f in findings if f.fix is not None and f.fix.applicability == "safe")
+    unsafe = sum(1 for f in findings if f.fix is not None and f.fix.applicability == "unsafe")
     noun = "error" if len(findings) == 1 else "errors"
     tail = f"\n[*] {fixable} fixable with the `--fix` option." if fixable else ""
+    if unsafe:
+        tail += f"\n({unsafe} more fixable with `--fix --unsafe-fixes`.)"
     return f"Found {len(findings)} {noun}.{tail}"
 
 
