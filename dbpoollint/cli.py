@@ -208,6 +208,10 @@ def _run(
             )
     elif diff:
         sys.exit(EXIT_CLEAN)
+    elif summary:
+        click.echo(
+            f"Fixed 0 findings; {len(findings)} left.", err=output_format not in ("text", "full")
+        )
 
     click.echo(FORMATTERS[output_format](findings), nl=False)
     if show_statistics and findings:

@@ -20,7 +20,12 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from dbpoollint.analysis.handlers import find_roots
 from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.model import ModuleSummary, Span
-from dbpoollint.analysis.percall import external_roots_for, per_call_functions
+from dbpoollint.analysis.percall import (
+    ModuleIndex,
+    external_roots_for,
+    per_call_functions,
+    used_per_call,
+)
 from dbpoollint.checks import ALL_RULES
 from dbpoollint.checks.base import Finding, Project
 from dbpoollint.noqa import Suppressions, parse_suppressions
@@ -53,7 +58,7 @@ def analyse_file(
 ) -> FileResult:
     """Parse one file (if it can matter) and summarise it."""
     result = FileResult(path)
-    if not force and not (packs.mentions_client(data) or packs.mentions_cross_module(data)):
+    if not force and not packs.worth_parsing(data):
         return result
     try:
         source = decode(path, data)
@@ -146,11 +151,7 @@ def check_files(
             results.append(
                 FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
             )
-        elif (
-            force_parse
-            or packs.mentions_client(item.data)
-            or packs.mentions_cross_module(item.data)
-        ):
+        elif force_parse or packs.worth_parsing(item.data):
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             results.append(FileResult(item.path))
@@ -179,9 +180,11 @@ def join(results: list[FileResult], selection: Selection) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     summaries = [r.summary for r in results if r.summary is not None]
     project = Project(summaries)
-    external = external_roots_for(summaries)
+    index = ModuleIndex(summaries)
+    external = external_roots_for(summaries, index)
     for summary in summaries:
         project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
+    project.used_per_call = used_per_call(summaries, project.per_call, index)
     findings = [f for r in results for f in r.findings]
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):

@@ -66,7 +66,7 @@ class _Target:
 def _reindent(construction: str, old_indent: str, new_indent: str) -> str:
     """Move the continuation lines of a multi-line call to the getter's indentation."""
     lines = construction.split("\n")
-    if len(lines) == 1 or '"""' in construction or "\'\'\'" in construction:
+    if len(lines) == 1 or '"""' in construction or "'''" in construction:
         return construction
     moved = [lines[0]]
     for line in lines[1:]:

@@ -104,6 +104,7 @@ class PackSet:
     _calls_by_name: dict[str, ClientCall] = field(default_factory=dict)
     _trigger: re.Pattern[bytes] | None = None
     _cross_trigger: re.Pattern[bytes] | None = None
+    _framework_trigger: re.Pattern[bytes] | None = None
 
     def __post_init__(self) -> None:
         for pack in self.packs:
@@ -116,6 +117,9 @@ class PackSet:
         )
         self._cross_trigger = _import_regex(
             [m for p in self.packs for m in p.cross_module_triggers], []
+        )
+        self._framework_trigger = _import_regex(
+            [m for p in self.packs if p.kind == "framework" for m in p.modules], []
         )
 
     def client_call(self, qualnames: Iterable[str]) -> ClientCall | None:
@@ -139,6 +143,22 @@ class PackSet:
 
     def mentions_cross_module(self, source: bytes) -> bool:
         return self._cross_trigger is not None and self._cross_trigger.search(source) is not None
+
+    def mentions_framework(self, source: bytes) -> bool:
+        """Does this file import a framework? Its handlers may call a factory defined elsewhere."""
+        source = source.removeprefix(codecs.BOM_UTF8)
+        return (
+            self._framework_trigger is not None
+            and self._framework_trigger.search(source) is not None
+        )
+
+    def worth_parsing(self, source: bytes) -> bool:
+        """The prefilter: only files importing a known client or framework module can matter."""
+        return (
+            self.mentions_client(source)
+            or self.mentions_cross_module(source)
+            or self.mentions_framework(source)
+        )
 
 
 def qualname_matches(patterns: Iterable[str], qualnames: Iterable[str]) -> bool:

@@ -86,3 +86,20 @@ def test_pre_commit_hook_runs_from_this_repository(tmp_path: Path) -> None:
     assert _run(["git", "add", "."], repo, env).returncode == 0
     result = _run(pre_commit, repo, env)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
+def test_pre_commit_fix_hook_rewrites_and_fails_like_a_fixer(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache")}
+    assert _run(["git", "init", "-q"], repo, env).returncode == 0
+    (repo / "views.py").write_text(BAD_VIEW)
+    assert _run(["git", "add", "."], repo, env).returncode == 0
+    hook = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "dbpoollint-fix"]
+    result = _run([*hook, "--all-files"], repo, env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    fixed = (repo / "views.py").read_text()
+    assert "def get_engine():" in fixed and "engine = get_engine()" in fixed
+    assert _run(["git", "add", "."], repo, env).returncode == 0
+    assert _run([*hook, "--all-files"], repo, env).returncode == 0

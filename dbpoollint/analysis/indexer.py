@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, ScopeProvider
+from libcst.metadata import CodeRange, QualifiedNameSource, ScopeProvider
 
 from dbpoollint.analysis.model import (
     ClassFact,
@@ -77,6 +78,9 @@ class ModuleIndexer(cst.CSTVisitor):
         self.registrations: list[tuple[frozenset[str], str, bool]] = []
         self.raw_references: dict[str, set[str]] = {}
         self.defined_names: set[str] = set()
+        # Local names a creation site's result is bound to, and the names each function returns.
+        self.site_locals: dict[cst.Call, frozenset[str]] = {}
+        self.returned_names: dict[str, set[str]] = {}
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -89,11 +93,23 @@ class ModuleIndexer(cst.CSTVisitor):
         self.ancestors.pop()
 
     def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
+        return self._qualified(node)[0]
+
+    def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], frozenset[str]]:
+        """Every qualified name of the node, and those that come from an import."""
         scope = self.get_metadata(ScopeProvider, node, None)
         if scope is None:
-            return frozenset()
+            return frozenset(), frozenset()
         names = scope.get_qualified_names_for(node)
-        return frozenset(absolute_name(n.name, self.package) for n in names)
+        every = frozenset(absolute_name(n.name, self.package) for n in names)
+        if not any(n.source is QualifiedNameSource.IMPORT for n in names):
+            return every, frozenset()
+        imported = frozenset(
+            absolute_name(n.name, self.package)
+            for n in names
+            if n.source is QualifiedNameSource.IMPORT
+        )
+        return every, imported
 
     def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
         """Give every creation site its position, once the positions pass has run."""
@@ -105,7 +121,11 @@ class ModuleIndexer(cst.CSTVisitor):
                 position.end.line,
                 position.end.column + 1,
             )
-            self.summary.sites.append(dataclasses.replace(site, span=span))
+            returned = site.returned or bool(
+                self.site_locals.get(node, frozenset())
+                & self.returned_names.get(site.function, set())
+            )
+            self.summary.sites.append(dataclasses.replace(site, span=span, returned=returned))
 
     @property
     def current_function(self) -> str | None:
@@ -169,6 +189,7 @@ class ModuleIndexer(cst.CSTVisitor):
             params=params,
             decorators=decorators,
             barrier=any(qualname_matches(CACHING_DECORATORS, d.qualnames) for d in decorators),
+            is_async=node.asynchronous is not None,
         )
         self.summary.functions[key] = fact
         if class_key is not None:
@@ -177,6 +198,7 @@ class ModuleIndexer(cst.CSTVisitor):
         self.declared_global[key] = set()
         self.raw_references[key] = set()
         self.tests_seen[key] = []
+        self.returned_names[key] = set()
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.scopes.pop()
@@ -274,11 +296,24 @@ class ModuleIndexer(cst.CSTVisitor):
         for class_name in self.instances.get(receiver or "", ()):
             self.raw_references[function].add(f"{class_name}.{node.attr.value}")
 
-    def visit_Call(self, node: cst.Call) -> None:
-        qualnames = self.qualnames(node.func)
-        self._record_registration(node, qualnames)
-        call = self.packs.client_call(qualnames)
+    def visit_Return(self, node: cst.Return) -> None:
         function = self.current_function
+        if function is None or node.value is None:
+            return
+        # `return client`, `return client[name]`, `return client.shop`: the caller gets it.
+        value = _unwrap_access(node.value)
+        if isinstance(value, cst.Name):
+            self.returned_names[function].add(value.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        qualnames, imported = self._qualified(node.func)
+        self._record_registration(node, qualnames)
+        function = self.current_function
+        if function is not None and imported:
+            self.summary.functions[function].external_calls.update(
+                name for name in imported if "." in name and not _is_stdlib(name)
+            )
+        call = self.packs.client_call(qualnames)
         if call is None or function is None:
             return
         keywords = {a.keyword.value for a in node.args if a.keyword is not None}
@@ -288,6 +323,11 @@ class ModuleIndexer(cst.CSTVisitor):
         storage = self._storage(node, function)
         if storage == "cached":
             return
+        returned = False
+        if storage == "local":
+            returned, local_names = self._handed_out(node, function)
+            if local_names:
+                self.site_locals[node] = local_names
         site = CreationSite(
             function=function,
             span=_NO_SPAN,
@@ -297,8 +337,38 @@ class ModuleIndexer(cst.CSTVisitor):
             what=call.what,
             pool_hint=call.pool_hint,
             storage=storage,
+            returned=returned,
         )
         self.site_nodes.append((node, site))
+
+    def _handed_out(self, call: cst.Call, function: str) -> tuple[bool, frozenset[str]]:
+        """Is the new client returned directly, or else which plain locals is it bound to?
+
+        Only the client itself (awaited, or a database/attribute of it: `MongoClient()[name]`)
+        counts; `create_engine(url).connect()` or `sessionmaker(bind=create_engine(url))` hand
+        out something else, and caching their function would be wrong.
+        """
+        child: cst.CSTNode = call
+        for parent in self._enclosing():
+            if _wraps(parent, child):
+                child = parent
+            elif isinstance(parent, cst.Return):
+                return parent.value is child, frozenset()
+            elif isinstance(parent, cst.Assign | cst.AnnAssign) and parent.value is child:
+                targets = (
+                    [t.target for t in parent.targets]
+                    if isinstance(parent, cst.Assign)
+                    else [parent.target]
+                )
+                names = frozenset(
+                    t.value
+                    for t in targets
+                    if isinstance(t, cst.Name) and t.value not in self.declared_global[function]
+                )
+                return False, names
+            else:
+                break
+        return False, frozenset()
 
     def _record_registration(self, node: cst.Call, qualnames: frozenset[str]) -> None:
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
@@ -382,6 +452,25 @@ class ModuleIndexer(cst.CSTVisitor):
 
 
 _NO_SPAN = Span(0, 0, 0, 0)
+_STDLIB = frozenset(sys.stdlib_module_names)
+
+
+def _is_stdlib(name: str) -> bool:
+    return name.split(".", 1)[0] in _STDLIB
+
+
+def _wraps(parent: cst.CSTNode, child: cst.CSTNode) -> bool:
+    """`await child`, `child[...]` or `child.name`: still the client (or a part of it)."""
+    if isinstance(parent, cst.Await):
+        return parent.expression is child
+    return isinstance(parent, cst.Subscript | cst.Attribute) and parent.value is child
+
+
+def _unwrap_access(node: cst.BaseExpression) -> cst.BaseExpression:
+    """`client["shop"].orders` -> `client`: subscripts and attribute reads, not calls."""
+    while isinstance(node, cst.Subscript | cst.Attribute):
+        node = node.value
+    return node
 
 
 def _mentioned(name: str, guards: list[str]) -> bool:

@@ -31,6 +31,9 @@ class CreationSite:
     pool_hint: str
     # How the result is kept: "local" (per call), "flask-g" (per request context).
     storage: str
+    # The function hands the new client to its caller (`return Client(...)`, or a local that is
+    # returned): the function is a client factory, DPL103's business rather than DPL101's.
+    returned: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class FunctionFact:
     self_references: set[str] = field(default_factory=set)
     # Caching decorators or CLI/startup markers make a function a barrier, never per call.
     barrier: bool = False
+    is_async: bool = False
+    # Absolute qualified names of imported (non-stdlib) functions this one calls, for the
+    # cross-module join: `from .db import get_db; get_db()` -> "app.db.get_db".
+    external_calls: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -74,6 +81,8 @@ class HandlerRoot:
 
     function: str
     label: str
+    # Set when another module registers it (`Depends(db.get_engine)` in routers/users.py).
+    registered_in: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,15 @@
 Roots are the handlers each module declares, plus handlers that other modules register by
 qualified name (Django's ``urls.py`` naming ``views.index``). From the roots, per-call context
 follows calls within the module, transitively; functions with a caching decorator stop it.
+
+:func:`used_per_call` then follows calls across modules too (``from .db import get_db`` in a
+view), for the rules about functions that other modules call per request.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dbpoollint.analysis.handlers import class_ancestry, methods_of
@@ -23,20 +26,56 @@ class PerCallReason:
     via: str | None  # the function's own name when it is reached through a call
 
 
+@dataclass(frozen=True)
+class PerCallUse:
+    """A function that runs per call, found across modules: the handler that reaches it."""
+
+    root: HandlerRoot
+    root_path: str  # the module the handler is defined in
+    caller: tuple[str, str] | None  # (path, key) of the function calling this one; None: a root
+
+
+class ModuleIndex:
+    """Resolve qualified names to (module, in-module key) without scanning every module.
+
+    The module name must match exactly or, failing that, be a dotted suffix of a checked module's
+    name (`app.db` for `backend.app.db` when the checked tree has an extra package level).
+    """
+
+    def __init__(self, summaries: Iterable[ModuleSummary]) -> None:
+        self.exact: dict[str, ModuleSummary] = {}
+        self.suffixes: dict[str, list[ModuleSummary]] = {}
+        self.cache: dict[str, tuple[ModuleSummary, str] | None] = {}
+        for summary in summaries:
+            self.exact.setdefault(summary.module, summary)
+            parts = summary.module.split(".")
+            for start in range(1, len(parts)):
+                self.suffixes.setdefault(".".join(parts[start:]), []).append(summary)
+
+    def resolve(self, qualname: str) -> tuple[ModuleSummary, str] | None:
+        if qualname not in self.cache:
+            self.cache[qualname] = self._resolve(qualname)
+        return self.cache[qualname]
+
+    def _resolve(self, qualname: str) -> tuple[ModuleSummary, str] | None:
+        parts = qualname.split(".")
+        splits = [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
+        for module, key in splits:
+            summary = self.exact.get(module)
+            if summary is not None and (key in summary.functions or key in summary.classes):
+                return summary, key
+        for module, key in splits:
+            for summary in self.suffixes.get(module, ()):
+                if key in summary.functions or key in summary.classes:
+                    return summary, key
+        return None
+
+
 def resolve_module(
     summaries: Iterable[ModuleSummary], qualname: str
 ) -> tuple[ModuleSummary, str] | None:
     """Find the module and the in-module key a qualified name points to."""
-    best: tuple[ModuleSummary, str] | None = None
-    for summary in summaries:
-        for candidate in (summary.module, summary.module.rsplit(".", 1)[-1]):
-            if qualname.startswith(candidate + "."):
-                key = qualname[len(candidate) + 1 :]
-                if key in summary.functions or key in summary.classes:
-                    if candidate == summary.module:
-                        return summary, key
-                    best = best or (summary, key)
-    return best
+    return ModuleIndex(summaries).resolve(qualname)
 
 
 def per_call_functions(
@@ -76,15 +115,62 @@ def _callees(summary: ModuleSummary, key: str) -> set[str]:
     return callees
 
 
-def external_roots_for(summaries: list[ModuleSummary]) -> dict[str, list[HandlerRoot]]:
+def external_roots_for(
+    summaries: list[ModuleSummary], index: ModuleIndex | None = None
+) -> dict[str, list[HandlerRoot]]:
     """Handlers registered in one module for functions defined in another, keyed by path."""
+    index = index or ModuleIndex(summaries)
     result: dict[str, list[HandlerRoot]] = {}
     for summary in summaries:
         for external in summary.external_roots:
-            found = resolve_module(summaries, external.qualname)
+            found = index.resolve(external.qualname)
             if found is None:
                 continue
             target, key = found
             keys = list(methods_of(target, key)) if key in target.classes else [key]
-            result.setdefault(target.path, []).extend(HandlerRoot(k, external.label) for k in keys)
+            result.setdefault(target.path, []).extend(
+                HandlerRoot(k, external.label, registered_in=summary.path) for k in keys
+            )
+    return result
+
+
+def used_per_call(
+    summaries: list[ModuleSummary],
+    per_call: Mapping[str, Mapping[str, PerCallReason]],
+    index: ModuleIndex | None = None,
+) -> dict[str, dict[str, PerCallUse]]:
+    """Every function that runs per call, following calls into other modules, keyed by path.
+
+    Starts from the roots each module's own analysis found (test modules excluded), then walks
+    calls breadth first: calls within a module as :func:`per_call_functions` does, and calls to
+    imported functions resolved by qualified name. Caching decorators stop it, as there.
+    """
+    index = index or ModuleIndex(summaries)
+    by_path = {summary.path: summary for summary in summaries}
+    result: dict[str, dict[str, PerCallUse]] = {}
+    queue: deque[tuple[str, str]] = deque()
+
+    def mark(summary: ModuleSummary, key: str, use: PerCallUse) -> None:
+        if summary.is_test or summary.functions[key].barrier:
+            return
+        uses = result.setdefault(summary.path, {})
+        if key not in uses:
+            uses[key] = use
+            queue.append((summary.path, key))
+
+    for summary in sorted(summaries, key=lambda s: s.path):
+        for key, reason in per_call.get(summary.path, {}).items():
+            if reason.via is None:
+                mark(summary, key, PerCallUse(reason.root, summary.path, None))
+    while queue:
+        path, key = queue.popleft()
+        summary = by_path[path]
+        use = result[path][key]
+        reached = PerCallUse(use.root, use.root_path, (path, key))
+        for callee in sorted(_callees(summary, key)):
+            mark(summary, callee, reached)
+        for qualname in sorted(summary.functions[key].external_calls):
+            found = index.resolve(qualname)
+            if found is not None and found[1] in found[0].functions:
+                mark(found[0], found[1], reached)
     return result

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dbpoollint.analysis.model import ModuleSummary, Span
-from dbpoollint.analysis.percall import PerCallReason
+from dbpoollint.analysis.percall import PerCallReason, PerCallUse
 
 DOC_SECTIONS = (
     "What it does",
@@ -57,6 +57,8 @@ class Project:
 
     summaries: list[ModuleSummary]
     per_call: dict[str, dict[str, PerCallReason]] = field(default_factory=dict)
+    # Per call across modules too (a view calling `db.get_db()`), keyed by path then function.
+    used_per_call: dict[str, dict[str, PerCallUse]] = field(default_factory=dict)
 
 
 class Rule:

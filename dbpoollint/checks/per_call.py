@@ -35,13 +35,18 @@ def display_name(summary: ModuleSummary, key: str) -> str:
     return fact.name
 
 
+def is_factory_site(site: CreationSite) -> bool:
+    """A pool built and returned to the caller on every call: DPL103 reports it, not DPL101."""
+    return site.kind == "pool" and site.storage == "local" and site.returned
+
+
 def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
     for summary in project.summaries:
         if summary.is_test:
             continue
         reasons = project.per_call.get(summary.path, {})
         for site in summary.sites:
-            if site.kind != kind:
+            if site.kind != kind or is_factory_site(site):
                 continue
             if site.storage == "flask-g":
                 yield PerCallSite(summary, site, None)

@@ -33,6 +33,6 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 def get_redis() -> redis.asyncio.Redis:
     """Cache client for the item view counter (called in routers/items.py)."""
     # Nobody closes these, so every request leaks a client and its sockets.
-    return redis.asyncio.Redis.from_url(  # wrong: a new client per call (DPL103, later)
+    return redis.asyncio.Redis.from_url(  # wrong: a new client per call (DPL103)
         settings.redis_url, decode_responses=True
     )

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 def get_client() -> redis.Redis:
     # FastAPI calls this for every request that depends on it.
-    return redis.Redis(  # wrong: new Redis client per request via Depends
+    return redis.Redis(  # wrong: new Redis client per request via Depends (DPL103)
         host=settings.redis_host, port=settings.redis_port, decode_responses=True
     )
 

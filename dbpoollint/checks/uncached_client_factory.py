@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbpoollint.analysis.model import CreationSite, ModuleSummary
+from dbpoollint.analysis.percall import PerCallUse
+from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.checks.per_call import display_name, is_factory_site
+
+NOUNS = {
+    "engine": "engine",
+    "pool": "connection pool",
+    "redis": "Redis client",
+    "redis_pool": "Redis connection pool",
+    "mongo": "MongoDB client",
+    "database": "database pool",
+    "tortoise": "set of Tortoise connections",
+}
+
+
+class UncachedClientFactory(Rule):
+    """
+    ## What it does
+    Finds a function that builds and returns a new pool or pooling client on every call
+    (`def get_db(): return MongoClient(URI)`) while a handler in any module, a FastAPI
+    dependency or a task calls it per request.
+
+    Factories look like `def get_db(): return MongoClient(URI)`, `r = redis.Redis(...); return r`
+    or `async def get_pool(): return await asyncpg.create_pool(DSN)`. They count as used per
+    call when a request handler in any module of the checked tree calls them
+    (`from .db import get_db`, `import app.db as db; db.get_db()`), when they are a FastAPI
+    dependency (`Depends(get_db)`), a task, or a helper one of those calls. The finding sits on
+    the constructor call inside the factory and names one handler that uses it.
+
+    Returning a database or attribute of the new client (`return MongoClient(URI)["shop"]`)
+    counts as returning it. A factory only called at module level, in startup or lifespan
+    hooks, in scripts, CLI commands or tests is fine, and so is one decorated with
+    `functools.cache`/`lru_cache` or one that returns a lazily initialised global.
+
+    A single connection returned per request (`def get_db_connection(): return
+    psycopg2.connect(DSN)`) stays DPL102's business.
+
+    ## Why is this bad?
+    The name promises a handle to *the* database, but each call builds a whole new pool: every
+    request pays the connection handshake, and the old pool is never closed, so sockets (and,
+    for MongoDB, monitor threads) pile up until the server answers `too many clients already`.
+    The mistake hides well: the handler looks like it reuses a shared client.
+
+    ## Example
+    ```python
+    # app/db.py
+    def get_redis() -> redis.Redis:
+        return redis.Redis.from_url(settings.redis_url)
+
+    # app/routers/items.py
+    @router.post("/{item_id}/views")
+    def record_view(item_id: int):
+        return {"views": get_redis().incr(f"item:{item_id}:views")}
+    ```
+
+    ## Use instead
+    ```python
+    # app/db.py
+    @functools.cache
+    def get_redis() -> redis.Redis:
+        return redis.Redis.from_url(settings.redis_url)
+    ```
+
+    An `async def` factory cannot use `functools.cache` (it would cache a coroutine, which can
+    be awaited once): keep the pool in a module-level variable set on first use, or build it in
+    the app's lifespan.
+
+    ## Fix safety
+    Detection only in this release; caching the factory comes next.
+
+    ## Options
+    - `select` / `ignore` / `per-file-ignores`; user packs (`packs`) add in-house constructors.
+
+    ## References
+    - [functools.cache](https://docs.python.org/3/library/functools.html#functools.cache)
+    - [FastAPI: dependencies](https://fastapi.tiangolo.com/tutorial/dependencies/)
+    - [redis-py: connection pools](https://redis.readthedocs.io/en/stable/connections.html)
+    - [PyMongo FAQ: connection pooling](https://pymongo.readthedocs.io/en/stable/faq.html#how-does-connection-pooling-work-in-pymongo)
+    """
+
+    code = "DPL103"
+    name = "uncached-client-factory"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        by_path = {summary.path: summary for summary in project.summaries}
+        for summary in project.summaries:
+            if summary.is_test:
+                continue
+            uses = project.used_per_call.get(summary.path, {})
+            for site in summary.sites:
+                use = uses.get(site.function)
+                if use is None or not is_factory_site(site):
+                    continue
+                message = _message(summary, site, use, by_path)
+                yield Finding(summary.path, site.span, self.code, message)
+
+
+def _message(
+    summary: ModuleSummary,
+    site: CreationSite,
+    use: PerCallUse,
+    by_path: dict[str, ModuleSummary],
+) -> str:
+    factory = display_name(summary, site.function)
+    noun = NOUNS.get(site.what, "client")
+    root = use.root
+    unit = _unit(root.label)
+    if use.caller is None:
+        registered = ""
+        if root.registered_in and root.registered_in != summary.path:
+            registered = f" (registered in {_relative(root.registered_in, summary.path)})"
+        usage = f"runs {unit} as {_article(root.label)} {root.label}{registered}"
+    else:
+        handler = display_name(by_path[use.root_path], root.function)
+        where = (
+            "" if use.root_path == summary.path else f" ({_relative(use.root_path, summary.path)})"
+        )
+        usage = f"{root.label} `{handler}`{where} calls it {unit}"
+        caller_path, caller_key = use.caller
+        if (caller_path, caller_key) != (use.root_path, root.function):
+            usage += f" through `{display_name(by_path[caller_path], caller_key)}`"
+    if summary.functions[site.function].is_async:
+        advice = "keep one in a lazily initialised module-level variable (not functools.cache)"
+    else:
+        advice = "decorate the factory with @functools.cache"
+    return (
+        f"`{factory}()` builds a new {noun} with `{site.callee}()` on every call and {usage}; "
+        f"cache it: {advice}"
+    )
+
+
+def _unit(label: str) -> str:
+    words = set(label.lower().split())
+    if words & {"task", "job", "actor"}:
+        return "per run"
+    if words & {"lambda", "function"}:
+        return "per invocation"
+    return "per request"
+
+
+def _article(label: str) -> str:
+    return "an" if label[:1].lower() in "aeio" else "a"
+
+
+def _relative(path: str, start: str) -> str:
+    """`routers/items.py` for `app/routers/items.py` seen from `app/db.py`."""
+    parts = path.replace("\\", "/").split("/")
+    others = start.replace("\\", "/").split("/")
+    common = 0
+    while common < min(len(parts), len(others)) - 1 and parts[common] == others[common]:
+        common += 1
+    return "/".join(parts[common:])
