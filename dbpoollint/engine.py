@@ -22,6 +22,7 @@ from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.percall import (
     ModuleIndex,
+    closed_by_callers,
     external_roots_for,
     per_call_functions,
     used_per_call,
@@ -185,6 +186,7 @@ def join(results: list[FileResult], selection: Selection) -> list[Finding]:
     for summary in summaries:
         project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
     project.used_per_call = used_per_call(summaries, project.per_call, index)
+    project.closed_by_callers = closed_by_callers(summaries, index)
     findings = [f for r in results for f in r.findings]
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):

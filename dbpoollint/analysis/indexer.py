@@ -81,6 +81,11 @@ class ModuleIndexer(cst.CSTVisitor):
         # Local names a creation site's result is bound to, and the names each function returns.
         self.site_locals: dict[cst.Call, frozenset[str]] = {}
         self.returned_names: dict[str, set[str]] = {}
+        # Per function: local name -> qualified names of the call whose result it holds.
+        self.bound_calls: dict[str, dict[str, frozenset[str]]] = {}
+        self.close_methods = frozenset(
+            method for pack in packs.packs for call in pack.calls for method in call.close
+        )
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -199,6 +204,7 @@ class ModuleIndexer(cst.CSTVisitor):
         self.raw_references[key] = set()
         self.tests_seen[key] = []
         self.returned_names[key] = set()
+        self.bound_calls[key] = {}
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.scopes.pop()
@@ -265,11 +271,32 @@ class ModuleIndexer(cst.CSTVisitor):
                 name = get_full_name_for_node(target.target)
                 if name and classes:
                     self.instances.setdefault(name, set()).update(classes)
+        self._bind_call(node.value, [t.target for t in node.targets])
+
+    def _bind_call(self, value: cst.BaseExpression, targets: list[cst.BaseExpression]) -> None:
+        """Remember `client = make_client()` so that a later `client.close()` is understood."""
+        function = self.current_function
+        if isinstance(value, cst.Await):
+            value = value.expression
+        if function is None or not isinstance(value, cst.Call):
+            return
+        qualnames = self.qualnames(value.func)
+        for target in targets:
+            if isinstance(target, cst.Name) and qualnames:
+                self.bound_calls[function][target.value] = qualnames
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        function = self.current_function
+        item = node.item.expression if isinstance(node.item, cst.Await) else node.item
+        if function is not None and isinstance(item, cst.Call):
+            self.summary.functions[function].closes_results_of.update(self.qualnames(item.func))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         name = get_full_name_for_node(node.target)
         if name and isinstance(node.value, cst.Call):
             self.instances.setdefault(name, set()).update(self.qualnames(node.value.func))
+        if node.value is not None:
+            self._bind_call(node.value, [node.target])
 
     # --- references and calls ----------------------------------------------------------------
 
@@ -313,6 +340,8 @@ class ModuleIndexer(cst.CSTVisitor):
             self.summary.functions[function].external_calls.update(
                 name for name in imported if "." in name and not _is_stdlib(name)
             )
+        if function is not None:
+            self._record_close(node, function)
         call = self.packs.client_call(qualnames)
         if call is None or function is None:
             return
@@ -340,6 +369,17 @@ class ModuleIndexer(cst.CSTVisitor):
             returned=returned,
         )
         self.site_nodes.append((node, site))
+
+    def _record_close(self, node: cst.Call, function: str) -> None:
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in self.close_methods
+            and isinstance(func.value, cst.Name)
+        ):
+            made_by = self.bound_calls[function].get(func.value.value)
+            if made_by:
+                self.summary.functions[function].closes_results_of.update(made_by)
 
     def _handed_out(self, call: cst.Call, function: str) -> tuple[bool, frozenset[str]]:
         """Is the new client returned directly, or else which plain locals is it bound to?

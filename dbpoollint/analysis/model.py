@@ -65,6 +65,9 @@ class FunctionFact:
     # Absolute qualified names of imported (non-stdlib) functions this one calls, for the
     # cross-module join: `from .db import get_db; get_db()` -> "app.db.get_db".
     external_calls: set[str] = field(default_factory=set)
+    # Qualified names (local keys or absolute) of functions whose result this one closes:
+    # `engine = make_engine(); ...; engine.dispose()`, `with get_client() as client:`.
+    closes_results_of: set[str] = field(default_factory=set)
 
 
 @dataclass

@@ -134,6 +134,30 @@ def external_roots_for(
     return result
 
 
+def closed_by_callers(
+    summaries: list[ModuleSummary], index: ModuleIndex | None = None
+) -> set[tuple[str, str]]:
+    """(path, key) of functions whose result a caller closes (`engine.dispose()`, `with`).
+
+    Such a function hands out a client its caller owns for one use: caching it would hand the
+    next caller a closed client.
+    """
+    index = index or ModuleIndex(summaries)
+    result: set[tuple[str, str]] = set()
+    for summary in summaries:
+        if summary.is_test:
+            continue
+        for fact in summary.functions.values():
+            for name in fact.closes_results_of:
+                if name in summary.functions:
+                    result.add((summary.path, name))
+                    continue
+                found = index.resolve(name)
+                if found is not None and found[1] in found[0].functions:
+                    result.add((found[0].path, found[1]))
+    return result
+
+
 def used_per_call(
     summaries: list[ModuleSummary],
     per_call: Mapping[str, Mapping[str, PerCallReason]],

@@ -59,6 +59,8 @@ class Project:
     per_call: dict[str, dict[str, PerCallReason]] = field(default_factory=dict)
     # Per call across modules too (a view calling `db.get_db()`), keyed by path then function.
     used_per_call: dict[str, dict[str, PerCallUse]] = field(default_factory=dict)
+    # (path, key) of functions whose callers close the client they return: not cacheable.
+    closed_by_callers: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Rule:

@@ -35,9 +35,18 @@ def display_name(summary: ModuleSummary, key: str) -> str:
     return fact.name
 
 
-def is_factory_site(site: CreationSite) -> bool:
-    """A pool built and returned to the caller on every call: DPL103 reports it, not DPL101."""
-    return site.kind == "pool" and site.storage == "local" and site.returned
+def is_factory_site(project: Project, summary: ModuleSummary, site: CreationSite) -> bool:
+    """A pool built and returned to the caller on every call: DPL103 reports it, not DPL101.
+
+    Not when a caller closes what it gets: the function then builds a client for one use, and
+    caching it would be wrong; DPL101 judges the site as any other.
+    """
+    return (
+        site.kind == "pool"
+        and site.storage == "local"
+        and site.returned
+        and (summary.path, site.function) not in project.closed_by_callers
+    )
 
 
 def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
@@ -46,7 +55,7 @@ def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
             continue
         reasons = project.per_call.get(summary.path, {})
         for site in summary.sites:
-            if site.kind != kind or is_factory_site(site):
+            if site.kind != kind or is_factory_site(project, summary, site):
                 continue
             if site.storage == "flask-g":
                 yield PerCallSite(summary, site, None)

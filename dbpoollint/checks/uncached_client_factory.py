@@ -38,7 +38,11 @@ class UncachedClientFactory(Rule):
     `functools.cache`/`lru_cache` or one that returns a lazily initialised global.
 
     A single connection returned per request (`def get_db_connection(): return
-    psycopg2.connect(DSN)`) stays DPL102's business.
+    psycopg2.connect(DSN)`) stays DPL102's business. A factory whose callers close what they
+    get (`engine = make_engine(); ...; engine.dispose()`, `with get_client() as client:`)
+    builds a client for one use on purpose: caching it would hand out a closed client, so that
+    site stays with DPL101. Returning something built on the client
+    (`create_engine(url).connect()`) is not a factory either, and stays DPL101's.
 
     ## Why is this bad?
     The name promises a handle to *the* database, but each call builds a whole new pool: every
@@ -94,7 +98,7 @@ class UncachedClientFactory(Rule):
             uses = project.used_per_call.get(summary.path, {})
             for site in summary.sites:
                 use = uses.get(site.function)
-                if use is None or not is_factory_site(site):
+                if use is None or not is_factory_site(project, summary, site):
                     continue
                 message = _message(summary, site, use, by_path)
                 yield Finding(summary.path, site.span, self.code, message)
