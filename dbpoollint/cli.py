@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -21,6 +22,7 @@ from dbpoollint.discovery import (
     DiscoveryError,
     Excludes,
     discover,
+    discover_project_files,
     is_test_file,
     module_name,
 )
@@ -28,7 +30,7 @@ from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
 from dbpoollint.output import FORMATTERS
 from dbpoollint.output.text import statistics, summary_line
-from dbpoollint.packs import PackError, load_packs
+from dbpoollint.packs import PackError, PackSet, load_packs
 from dbpoollint.selection import Selection, SelectionError
 from dbpoollint.writer import StaleFileError, write_atomically
 
@@ -169,49 +171,52 @@ def _run(
         click.echo("warning: No Python files found under the given path(s)", err=True)
         sys.exit(EXIT_CLEAN)
 
-    def run_check(files: list[FileInput]) -> list[Finding]:
+    project_files = {} if reading_stdin else _project_files(targets, settings)
+
+    def run_check(files: list[FileInput], with_edits: bool) -> list[Finding]:
         result = check_files(
-            files, packs, selection, settings.packs, jobs=jobs, force_parse=reading_stdin
+            files,
+            packs,
+            selection,
+            settings.packs,
+            jobs=jobs,
+            force_parse=reading_stdin,
+            project_files=project_files,
         )
         sources = {f.path: f.data for f in files if f.data is not None}
-        return attach_fixes(result.findings, sources, packs)
+        return attach_fixes(result.findings, sources, packs, with_edits)
 
-    findings = run_check(inputs)
+    show_edits = output_format == "json"
+    findings = run_check(inputs, show_edits and not (fix or diff))
     changed_files = 0
-    if (fix or diff) and any(f.fix for f in findings):
-        sources = {f.path: f.data for f in inputs if f.data is not None}
-        outcome = apply_fixes(findings, sources, packs, allow_unsafe)
+    if fix or diff:
+        originals = {f.path: f.data for f in inputs if f.data is not None}
+        current, fixed, skipped = _fix_rounds(inputs, findings, packs, allow_unsafe, run_check)
+        final = {f.path: f.data for f in current if f.data is not None}
+        changed = {p: final[p] for p in final if final[p] != originals.get(p)}
         if diff:
-            for path, (before, after) in sorted(outcome.changed.items()):
-                click.echo(_unified_diff(path, before, after), nl=False)
-            sys.exit(EXIT_FINDINGS if outcome.changed else EXIT_CLEAN)
+            for path in sorted(changed):
+                click.echo(_unified_diff(path, originals[path], changed[path]), nl=False)
+            sys.exit(EXIT_FINDINGS if changed else EXIT_CLEAN)
         if reading_stdin:
-            for _, after in outcome.changed.values():
-                sys.stdout.buffer.write(after)
+            sys.stdout.buffer.write(final.get(inputs[0].path, b""))
             sys.exit(EXIT_CLEAN)
-        changed_files = _write_all(outcome.changed)
-        if changed_files:
-            inputs = [_reread(item) for item in inputs]
-            findings = run_check(inputs)
+        changed_files = _write_all({p: (originals[p], data) for p, data in changed.items()})
+        if changed:
+            findings = run_check([_reread(item) for item in inputs], show_edits)
+        elif show_edits:
+            findings = run_check(inputs, show_edits)
         if summary or not quiet:
+            unsafe_note = (
+                f"; {skipped} unsafe fix(es) skipped (enable with --unsafe-fixes)"
+                if skipped
+                else ""
+            )
             click.echo(
-                f"Fixed {outcome.fixed} finding(s) in {changed_files} file(s); "
-                f"{len(findings)} left"
-                + (
-                    f"; {outcome.skipped_unsafe} unsafe fix(es) skipped "
-                    "(enable with --unsafe-fixes)"
-                    if outcome.skipped_unsafe
-                    else ""
-                )
-                + ".",
+                f"Fixed {fixed} finding(s) in {changed_files} file(s); "
+                f"{len(findings)} left{unsafe_note}.",
                 err=output_format not in ("text", "full"),
             )
-    elif diff:
-        sys.exit(EXIT_CLEAN)
-    elif summary:
-        click.echo(
-            f"Fixed 0 findings; {len(findings)} left.", err=output_format not in ("text", "full")
-        )
 
     click.echo(FORMATTERS[output_format](findings), nl=False)
     if show_statistics and findings:
@@ -221,6 +226,34 @@ def _run(
     if findings and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if changed_files and exit_non_zero_on_fix else EXIT_CLEAN)
+
+
+MAX_FIX_ROUNDS = 5
+
+
+def _fix_rounds(
+    inputs: list[FileInput],
+    findings: list[Finding],
+    packs: PackSet,
+    allow_unsafe: bool,
+    run_check: Callable[[list[FileInput], bool], list[Finding]],
+) -> tuple[list[FileInput], int, int]:
+    """Apply fixes in memory, re-checking between rounds, until nothing more changes."""
+    current = list(inputs)
+    fixed = skipped = 0
+    for _ in range(MAX_FIX_ROUNDS):
+        sources = {f.path: f.data for f in current if f.data is not None}
+        outcome = apply_fixes(findings, sources, packs, allow_unsafe)
+        skipped = outcome.skipped_unsafe
+        if not outcome.changed:
+            break
+        fixed += outcome.fixed
+        current = [
+            dataclasses.replace(f, data=outcome.changed[f.path]) if f.path in outcome.changed else f
+            for f in current
+        ]
+        findings = run_check(current, False)
+    return current, fixed, skipped
 
 
 def _unified_diff(path: str, before: bytes, after: bytes) -> str:
@@ -240,6 +273,17 @@ def _write_all(changed: dict[str, tuple[bytes, bytes]]) -> int:
         except OSError as error:
             click.echo(f"dbpoollint: warning: {path}: cannot write: {error.strerror}", err=True)
     return written
+
+
+def _project_files(targets: list[Path], settings: Settings) -> dict[str, str]:
+    excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
+    files = {}
+    for path in discover_project_files(targets, excludes, settings.respect_gitignore):
+        try:
+            files[str(path)] = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue  # unreadable config is not ours to report; the Python files still are
+    return files
 
 
 def _reread(item: FileInput) -> FileInput:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,8 +160,62 @@ def discover(
             yield found, given
 
 
+def _is_python(name: str) -> bool:
+    return name.endswith(PYTHON_SUFFIXES)
+
+
+# Files outside Python that say how the project connects and runs: version pins, URLs,
+# migrations, process managers. Rules read them from `Project.files`.
+PROJECT_FILE_PATTERNS = (
+    "pyproject.toml",
+    "requirements*.txt",
+    "requirements*.in",
+    "setup.cfg",
+    "Pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "alembic.ini",
+    ".env",
+    ".env.*",
+    "*.env",
+    "docker-compose*.yml",
+    "docker-compose*.yaml",
+    "compose.yml",
+    "compose.yaml",
+    "Procfile",
+    "Dockerfile",
+    "Dockerfile.*",
+    "serverless.yml",
+    "serverless.yaml",
+    "template.yaml",
+    "template.yml",
+)
+
+
+def is_project_file(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PROJECT_FILE_PATTERNS)
+
+
+def discover_project_files(
+    paths: Sequence[Path], excludes: Excludes, respect_gitignore: bool = True
+) -> Iterator[Path]:
+    """Config files under the given directories (and given files that are config files)."""
+    seen: set[Path] = set()
+    for given in paths:
+        if given.is_file():
+            if is_project_file(given.name):
+                yield given
+            continue
+        if given.is_dir():
+            yield from _walk(given, excludes, respect_gitignore, seen, is_project_file)
+
+
 def _walk(
-    top: Path, excludes: Excludes, respect_gitignore: bool, seen: set[Path]
+    top: Path,
+    excludes: Excludes,
+    respect_gitignore: bool,
+    seen: set[Path],
+    wanted: Callable[[str], bool] = _is_python,
 ) -> Iterator[Path]:
     gitignore = GitIgnore()
     if respect_gitignore:
@@ -185,7 +239,7 @@ def _walk(
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
-            if not name.endswith(PYTHON_SUFFIXES):
+            if not wanted(name):
                 continue
             child = current / name
             if excludes.excluded(child):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +81,7 @@ def analyse_file(
     try:
         wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
         wrapper.visit(indexer)
-        if indexer.site_nodes:
+        if indexer.site_nodes or indexer.call_nodes:
             indexer.finish(wrapper.resolve(PositionProvider))
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
@@ -144,6 +144,7 @@ def check_files(
     extra_packs: Sequence[Path] = (),
     jobs: int | None = None,
     force_parse: bool = False,
+    project_files: Mapping[str, str] | None = None,
 ) -> CheckResult:
     results: list[FileResult] = []
     pending: list[tuple[str, bytes, str, bool, bool]] = []
@@ -157,7 +158,7 @@ def check_files(
         else:
             results.append(FileResult(item.path))
     results.extend(_run_jobs(pending, packs, extra_packs, jobs))
-    findings = join(results, selection)
+    findings = join(results, selection, project_files)
     return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending))
 
 
@@ -177,10 +178,14 @@ def _run_jobs(
         return list(executor.map(_analyse_in_worker, pending, chunksize=4))
 
 
-def join(results: list[FileResult], selection: Selection) -> list[Finding]:
+def join(
+    results: list[FileResult],
+    selection: Selection,
+    project_files: Mapping[str, str] | None = None,
+) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     summaries = [r.summary for r in results if r.summary is not None]
-    project = Project(summaries)
+    project = Project(summaries, files=dict(project_files or {}))
     index = ModuleIndex(summaries)
     external = external_roots_for(summaries, index)
     for summary in summaries:

@@ -19,12 +19,14 @@ from libcst.metadata import CodeRange, QualifiedNameSource, ScopeProvider
 
 from dbpoollint.analysis.model import (
     ClassFact,
+    ClientCallFact,
     CreationSite,
     DecoratorFact,
     FunctionFact,
     ModuleSummary,
     Span,
 )
+from dbpoollint.analysis.values import read_value
 from dbpoollint.packs import ClientCall, PackSet, qualname_matches
 
 # Decorators that make a function build its result once: the client inside is a singleton.
@@ -73,6 +75,7 @@ class ModuleIndexer(cst.CSTVisitor):
         self.imported_modules: set[str] = set()
         self.declared_global: dict[str, set[str]] = {}
         self.site_nodes: list[tuple[cst.Call, CreationSite]] = []
+        self.call_nodes: list[tuple[cst.Call, ClientCallFact]] = []
         # Code of every `if`/`while` test seen so far, per function: the lazy-init guards.
         self.tests_seen: dict[str, list[str]] = {}
         self.registrations: list[tuple[frozenset[str], str, bool]] = []
@@ -117,15 +120,11 @@ class ModuleIndexer(cst.CSTVisitor):
         return every, imported
 
     def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
-        """Give every creation site its position, once the positions pass has run."""
+        """Give every creation site and client call its position, once positions are known."""
+        for node, fact in self.call_nodes:
+            self.summary.client_calls.append(dataclasses.replace(fact, span=_span(positions[node])))
         for node, site in self.site_nodes:
-            position = positions[node]
-            span = Span(
-                position.start.line,
-                position.start.column + 1,
-                position.end.line,
-                position.end.column + 1,
-            )
+            span = _span(positions[node])
             returned = site.returned or bool(
                 self.site_locals.get(node, frozenset())
                 & self.returned_names.get(site.function, set())
@@ -264,7 +263,14 @@ class ModuleIndexer(cst.CSTVisitor):
 
     # --- what instances are, for `@app.route` ------------------------------------------------
 
+    def _record_constant(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if self.scopes or not isinstance(target, cst.Name):
+            return
+        self.summary.constants[target.value] = read_value(value, self.qualnames)
+
     def visit_Assign(self, node: cst.Assign) -> None:
+        for assign_target in node.targets:
+            self._record_constant(assign_target.target, node.value)
         if isinstance(node.value, cst.Call):
             classes = self.qualnames(node.value.func)
             for target in node.targets:
@@ -292,6 +298,8 @@ class ModuleIndexer(cst.CSTVisitor):
             self.summary.functions[function].closes_results_of.update(self.qualnames(item.func))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._record_constant(node.target, node.value)
         name = get_full_name_for_node(node.target)
         if name and isinstance(node.value, cst.Call):
             self.instances.setdefault(name, set()).update(self.qualnames(node.value.func))
@@ -343,7 +351,10 @@ class ModuleIndexer(cst.CSTVisitor):
         if function is not None:
             self._record_close(node, function)
         call = self.packs.client_call(qualnames)
-        if call is None or function is None:
+        if call is None:
+            return
+        self._record_client_call(node, qualnames, call, function)
+        if function is None:
             return
         keywords = {a.keyword.value for a in node.args if a.keyword is not None}
         if keywords & set(call.reuses_pool_keywords) or keywords & set(call.pool_keywords):
@@ -369,6 +380,34 @@ class ModuleIndexer(cst.CSTVisitor):
             returned=returned,
         )
         self.site_nodes.append((node, site))
+
+    def _record_client_call(
+        self, node: cst.Call, qualnames: frozenset[str], call: ClientCall, function: str | None
+    ) -> None:
+        callee = next(q for q in sorted(qualnames) if self.packs.client_call([q]) is call)
+        positional = tuple(
+            read_value(a.value, self.qualnames)
+            for a in node.args
+            if a.keyword is None and not a.star
+        )
+        keywords = tuple(
+            (a.keyword.value, read_value(a.value, self.qualnames))
+            for a in node.args
+            if a.keyword is not None
+        )
+        star = tuple(read_value(a.value, self.qualnames) for a in node.args if a.star == "**")
+        target = None
+        parent = self.ancestors[-2] if len(self.ancestors) > 1 else None
+        if isinstance(parent, cst.Await) and len(self.ancestors) > 2:
+            parent = self.ancestors[-3]
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = get_full_name_for_node(parent.targets[0].target)
+        elif isinstance(parent, cst.AnnAssign):
+            target = get_full_name_for_node(parent.target)
+        fact = ClientCallFact(
+            _NO_SPAN, callee, call.kind, function, positional, keywords, star, target
+        )
+        self.call_nodes.append((node, fact))
 
     def _record_close(self, node: cst.Call, function: str) -> None:
         func = node.func
@@ -492,6 +531,17 @@ class ModuleIndexer(cst.CSTVisitor):
 
 
 _NO_SPAN = Span(0, 0, 0, 0)
+
+
+def _span(position: CodeRange) -> Span:
+    return Span(
+        position.start.line,
+        position.start.column + 1,
+        position.end.line,
+        position.end.column + 1,
+    )
+
+
 _STDLIB = frozenset(sys.stdlib_module_names)
 
 

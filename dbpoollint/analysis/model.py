@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dbpoollint.analysis.values import Value
+
 
 @dataclass(frozen=True)
 class Span:
@@ -34,6 +36,26 @@ class CreationSite:
     # The function hands the new client to its caller (`return Client(...)`, or a local that is
     # returned): the function is a client factory, DPL103's business rather than DPL101's.
     returned: bool = False
+
+
+@dataclass(frozen=True)
+class ClientCallFact:
+    """Every call to a pack's pool constructor or opener, wherever it is (module level too).
+
+    Limits, timeouts and URL rules read the arguments from here.
+    """
+
+    span: Span
+    callee: str
+    kind: str
+    function: str | None  # enclosing function key; None at module level
+    positional: tuple[Value, ...]
+    keywords: tuple[tuple[str, Value], ...]
+    star_kwargs: tuple[Value, ...]  # `**options` expansions, resolved later via constants
+    target: str | None  # `engine = create_engine(...)` -> "engine"
+
+    def keyword(self, name: str) -> Value | None:
+        return next((v for k, v in self.keywords if k == name), None)
 
 
 @dataclass(frozen=True)
@@ -109,3 +131,6 @@ class ModuleSummary:
     external_roots: list[ExternalRoot] = field(default_factory=list)
     # Classes the framework instantiates per request: `self` caches nothing across requests.
     per_request_classes: set[str] = field(default_factory=set)
+    # Every pool/opener call with its arguments, and module-level constants (`NAME = value`).
+    client_calls: list[ClientCallFact] = field(default_factory=list)
+    constants: dict[str, Value] = field(default_factory=dict)

@@ -35,6 +35,20 @@ class Fix:
     edits: tuple[Edit, ...]
 
 
+Param = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    """A fix described without the source: the fixer named here reads the file and edits it."""
+
+    fixer: str  # a key of dbpoollint.fixing.FIXERS: "hoist", ...
+    params: tuple[tuple[str, Param], ...] = ()
+
+    def param(self, key: str) -> Param:
+        return next((value for name, value in self.params if name == key), None)
+
+
 @dataclass(frozen=True)
 class Finding:
     path: str
@@ -42,9 +56,8 @@ class Finding:
     code: str
     message: str
     fix: Fix | None = None
-    # For fixable findings: the constructor's qualified name and whether the call sits in the
-    # handler itself (its parameters are then request data).
-    hoist: tuple[str, bool] | None = field(default=None, compare=False)
+    # What a fix would do, for fixable findings; `dbpoollint.fixing` reads the file and applies it.
+    fix_request: FixRequest | None = field(default=None, compare=False)
 
     @property
     def sort_key(self) -> tuple[str, int, int, str]:
@@ -56,6 +69,9 @@ class Project:
     """Everything the rules see: the summaries of every checked module, joined."""
 
     summaries: list[ModuleSummary]
+    # Non-Python project files (pyproject.toml, requirements*.txt, .env, alembic.ini, compose
+    # files, Procfile, ...) under the checked paths: path -> text.
+    files: dict[str, str] = field(default_factory=dict)
     per_call: dict[str, dict[str, PerCallReason]] = field(default_factory=dict)
     # Per call across modules too (a view calling `db.get_db()`), keyed by path then function.
     used_per_call: dict[str, dict[str, PerCallUse]] = field(default_factory=dict)

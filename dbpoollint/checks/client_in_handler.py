@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.per_call import per_call_sites
 
 NOUNS = {
@@ -95,5 +95,8 @@ class ClientInHandler(Rule):
                 f"until the server refuses them: create it once at module level and reuse it"
             )
             in_handler = found.reason is not None and found.reason.via is None
-            hoist = (site.callee, in_handler) if found.reason is not None else None
-            yield Finding(found.summary.path, site.span, self.code, message, hoist=hoist)
+            request = None
+            if found.reason is not None:
+                params = (("callee", site.callee), ("in_handler", in_handler))
+                request = FixRequest("hoist", params)
+            yield Finding(found.summary.path, site.span, self.code, message, fix_request=request)
