@@ -279,7 +279,7 @@ class _Rewriter(cst.CSTTransformer):
         return updated_node
 
 
-def _taken_names(module: cst.Module) -> set[str]:
+def taken_names(module: cst.Module) -> set[str]:
     names: set[str] = set()
     for statement in module.body:
         if isinstance(statement, cst.FunctionDef | cst.ClassDef):
@@ -321,7 +321,17 @@ def _imports_module(module: cst.Module, name: str) -> bool:
     return False
 
 
-def _insertion_index(module: cst.Module) -> int:
+def add_module_import(module: cst.Module, name: str) -> cst.Module:
+    """`import name` after the module's leading imports, unless it is imported already."""
+    if _imports_module(module, name):
+        return module
+    index = insertion_index(module)
+    body = list(module.body)
+    body[index:index] = cst.parse_module(f"import {name}\n").body
+    return module.with_changes(body=body)
+
+
+def insertion_index(module: cst.Module) -> int:
     """After the last import of the module's leading block (docstring, imports)."""
     index = 0
     for position, statement in enumerate(module.body):
@@ -361,7 +371,7 @@ def hoist(
         return source, plans
 
     tree = wrapper.module
-    taken = _taken_names(tree)
+    taken = taken_names(tree)
     getters: dict[str, str] = {}  # construction code -> getter name
     definitions: list[str] = []
     replacements: dict[cst.CSTNode, cst.BaseExpression] = {}
@@ -374,8 +384,8 @@ def hoist(
         name = getters.get(construction)
         if name is None:
             base = target.request.call.what
-            name = _unique(f"get_{base}", taken)
-            variable = _unique(f"_{name.removeprefix('get_')}", taken)
+            name = unique_name(f"get_{base}", taken)
+            variable = unique_name(f"_{name.removeprefix('get_')}", taken)
             taken |= {name, variable, f"{variable}_lock"}
             getters[construction] = name
             definitions.append(_getter_code(name, variable, construction, target.request.call))
@@ -389,7 +399,7 @@ def hoist(
 
     rewritten = tree.visit(_Rewriter(replacements, removals))
     assert isinstance(rewritten, cst.Module)
-    index = _insertion_index(rewritten)
+    index = insertion_index(rewritten)
     new_statements: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
     for module_name in sorted(needs):
         if not _imports_module(rewritten, module_name):
@@ -416,7 +426,7 @@ def _strip_blank(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
     return result
 
 
-def _unique(name: str, taken: set[str]) -> str:
+def unique_name(name: str, taken: set[str]) -> str:
     if name not in taken:
         return name
     number = 2

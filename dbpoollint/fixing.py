@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from dbpoollint.checks.base import Edit, Finding, Fix, FixRequest
+from dbpoollint.factory_fix import cache_factories
 from dbpoollint.fixes import HoistRequest, edits_between, hoist
 from dbpoollint.packs import PackSet
 from dbpoollint.source import SourceError, decode
@@ -41,8 +42,21 @@ def _hoist_fixer(
     return fixed, applicability
 
 
-FIXERS: dict[str, Fixer] = {"hoist": _hoist_fixer}
-FIX_TITLES: dict[str, str] = {"hoist": "Hoist into a module-level lazy singleton"}
+def _cache_factory_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    positions = [(finding.span.line, finding.span.column) for finding, _ in requests]
+    return cache_factories(text, positions)
+
+
+FIXERS: dict[str, Fixer] = {
+    "hoist": _hoist_fixer,
+    "cache-factory": _cache_factory_fixer,
+}
+FIX_TITLES: dict[str, str] = {
+    "hoist": "Hoist into a module-level lazy singleton",
+    "cache-factory": "Cache the factory (functools.cache, or an asyncio.Lock-guarded singleton)",
+}
 
 
 @dataclass

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from dbpoollint.analysis.model import CreationSite, ModuleSummary
 from dbpoollint.analysis.percall import PerCallUse
-from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.per_call import display_name, is_factory_site
 
 NOUNS = {
@@ -75,7 +75,13 @@ class UncachedClientFactory(Rule):
     the app's lifespan.
 
     ## Fix safety
-    Detection only in this release; caching the factory comes next.
+    Safe, for a module-level factory without parameters or decorators: a sync factory gets
+    `@functools.cache` (two threads calling it first at the same instant may each build one;
+    one is dropped, which is harmless for a process-wide client); an `async def` factory is
+    renamed `_build_<name>` and a new `<name>` awaits it once under an `asyncio.Lock`, keeping
+    the awaited client, never a coroutine. Factories whose callers close the result are not
+    reported at all. Factories with parameters get no fix: the arguments may be per request, and
+    a per-tenant client needs a keyed cache.
 
     ## Options
     - `select` / `ignore` / `per-file-ignores`; user packs (`packs`) add in-house constructors.
@@ -89,6 +95,7 @@ class UncachedClientFactory(Rule):
 
     code = "DPL103"
     name = "uncached-client-factory"
+    fix_title = "Cache the factory"
 
     def check(self, project: Project) -> Iterator[Finding]:
         by_path = {summary.path: summary for summary in project.summaries}
@@ -101,7 +108,8 @@ class UncachedClientFactory(Rule):
                 if use is None or not is_factory_site(project, summary, site):
                     continue
                 message = _message(summary, site, use, by_path)
-                yield Finding(summary.path, site.span, self.code, message)
+                request = FixRequest("cache-factory")
+                yield Finding(summary.path, site.span, self.code, message, fix_request=request)
 
 
 def _message(
