@@ -148,6 +148,7 @@ def check_files(
 ) -> CheckResult:
     results: list[FileResult] = []
     pending: list[tuple[str, bytes, str, bool, bool]] = []
+    skipped: list[FileInput] = []
     for item in inputs:
         if item.data is None:
             results.append(
@@ -156,10 +157,38 @@ def check_files(
         elif force_parse or packs.worth_parsing(item.data):
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
-            results.append(FileResult(item.path))
+            skipped.append(item)
     results.extend(_run_jobs(pending, packs, extra_packs, jobs))
+    # A module can reach a client only through a function of this project that builds one
+    # (`from proj.db import get_db` in a tasks module importing no framework): parse the
+    # skipped files that mention such a function by name, so the join can follow the call.
+    second = _mentioning_builders(skipped, results)
+    results.extend(_run_jobs(second, packs, extra_packs, jobs))
+    parsed = {job[0] for job in second}
+    results.extend(FileResult(item.path) for item in skipped if item.path not in parsed)
     findings = join(results, selection, project_files)
-    return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending))
+    return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending) + len(second))
+
+
+def _mentioning_builders(
+    skipped: Sequence[FileInput], results: Sequence[FileResult]
+) -> list[tuple[str, bytes, str, bool, bool]]:
+    names = {
+        site.function.rsplit(".", 1)[-1]
+        for result in results
+        if result.summary is not None
+        for site in result.summary.sites
+    }
+    if not names or not skipped:
+        return []
+    pattern = re.compile(
+        rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b"
+    )
+    return [
+        (item.path, item.data, item.module, item.is_test, True)
+        for item in skipped
+        if item.data is not None and pattern.search(item.data)
+    ]
 
 
 def _run_jobs(
