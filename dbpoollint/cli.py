@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -173,16 +174,21 @@ def _run(
 
     project_files = {} if reading_stdin else _project_files(targets, settings)
 
+    # The one-shot refactor over a large tree shows progress on a terminal.
+    show_progress = summary and sys.stderr.isatty() and len(inputs) >= PROGRESS_THRESHOLD
+
     def run_check(files: list[FileInput], with_edits: bool) -> list[Finding]:
-        result = check_files(
-            files,
-            packs,
-            selection,
-            settings.packs,
-            jobs=jobs,
-            force_parse=reading_stdin,
-            project_files=project_files,
-        )
+        with _progress(show_progress, len(files)) as advance:
+            result = check_files(
+                files,
+                packs,
+                selection,
+                settings.packs,
+                jobs=jobs,
+                force_parse=reading_stdin,
+                project_files=project_files,
+                progress=advance,
+            )
         sources = {f.path: f.data for f in files if f.data is not None}
         return attach_fixes(result.findings, sources, packs, with_edits)
 
@@ -229,6 +235,16 @@ def _run(
 
 
 MAX_FIX_ROUNDS = 5
+PROGRESS_THRESHOLD = 200
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with click.progressbar(length=total, label="Analysing", file=sys.stderr) as bar:
+        yield bar.update
 
 
 def _fix_rounds(

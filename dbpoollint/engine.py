@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +145,9 @@ def check_files(
     jobs: int | None = None,
     force_parse: bool = False,
     project_files: Mapping[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> CheckResult:
+    """Check files; `progress` is called with the number of files analysed as they finish."""
     results: list[FileResult] = []
     pending: list[tuple[str, bytes, str, bool, bool]] = []
     skipped: list[FileInput] = []
@@ -158,12 +160,14 @@ def check_files(
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
-    results.extend(_run_jobs(pending, packs, extra_packs, jobs))
+    if progress is not None:
+        progress(len(inputs) - len(pending))  # files the prefilter settled at once
+    results.extend(_run_jobs(pending, packs, extra_packs, jobs, progress))
     # A module can reach a client only through a function of this project that builds one
     # (`from proj.db import get_db` in a tasks module importing no framework): parse the
     # skipped files that mention such a function by name, so the join can follow the call.
     second = _mentioning_builders(skipped, results)
-    results.extend(_run_jobs(second, packs, extra_packs, jobs))
+    results.extend(_run_jobs(second, packs, extra_packs, jobs, progress))
     parsed = {job[0] for job in second}
     results.extend(FileResult(item.path) for item in skipped if item.path not in parsed)
     findings = join(results, selection, project_files)
@@ -196,15 +200,24 @@ def _run_jobs(
     packs: PackSet,
     extra_packs: Sequence[Path],
     jobs: int | None,
-) -> Iterable[FileResult]:
+    progress: Callable[[int], None] | None = None,
+) -> list[FileResult]:
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
+    tick = progress or (lambda done: None)
+    results: list[FileResult] = []
     # Worker start-up costs about as much as parsing a handful of files.
     if workers <= 1 or len(pending) < 8:
-        return [analyse_file(*job[:4], packs, job[4]) for job in pending]
+        for job in pending:
+            results.append(analyse_file(*job[:4], packs, job[4]))
+            tick(1)
+        return results
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_init_worker, initargs=(tuple(extra_packs),)
     ) as executor:
-        return list(executor.map(_analyse_in_worker, pending, chunksize=4))
+        for result in executor.map(_analyse_in_worker, pending, chunksize=4):
+            results.append(result)
+            tick(1)
+    return results
 
 
 def join(
