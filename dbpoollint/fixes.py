@@ -377,6 +377,7 @@ def hoist(
     replacements: dict[cst.CSTNode, cst.BaseExpression] = {}
     removals: set[cst.CSTNode] = set()
     needs: set[str] = set()
+    closes: list[tuple[str, str]] = []  # (shared variable, close statement) moved to shutdown
     for target in chosen:
         # code_for_node drops the enclosing block's indentation from continuation lines.
         depth = 8 if target.request.call.asynchronous and not target.request.call.awaitable else 16
@@ -393,12 +394,18 @@ def hoist(
                 needs.add("asyncio")
             elif not target.request.call.asynchronous:
                 needs.add("threading")
+            if target.close_statements and target.variable:
+                closes.append(
+                    _shutdown_close(target.close_statements[0], target.variable, variable)
+                )
         call_code = f"await {name}()" if target.request.call.awaitable else f"{name}()"
         replacements[target.replace] = cst.parse_expression(call_code)
         removals.update(target.close_statements)
 
     rewritten = tree.visit(_Rewriter(replacements, removals))
     assert isinstance(rewritten, cst.Module)
+    if closes:
+        rewritten, definitions = _wire_shutdown(rewritten, closes, definitions)
     index = insertion_index(rewritten)
     new_statements: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
     for module_name in sorted(needs):
@@ -417,6 +424,82 @@ def hoist(
         )
     body[index:index] = new_statements
     return rewritten.with_changes(body=body).code, plans
+
+
+def _shutdown_close(statement: cst.SimpleStatementLine, local: str, shared: str) -> tuple[str, str]:
+    """`client.close()` in the handler -> `_mongo.close()` for the shutdown hook."""
+    code = cst.Module([]).code_for_node(statement.body[0]).strip()
+    prefix = "await " if code.startswith("await ") else ""
+    return shared, prefix + shared + code.removeprefix(prefix).removeprefix(local)
+
+
+def _wire_shutdown(
+    module: cst.Module, closes: list[tuple[str, str]], definitions: list[str]
+) -> tuple[cst.Module, list[str]]:
+    """Move closes the handler did into the module's shutdown hook, when it has one.
+
+    A lifespan (`@asynccontextmanager` function with a `yield`) gets them after the yield (in
+    its `finally` when the yield sits in a `try`); without one, a module that imports `atexit`
+    gets an `@atexit.register` function for sync closes. Otherwise shutdown is DPL301's.
+    """
+    lines = "".join(f"    if {shared} is not None:\n        {close}\n" for shared, close in closes)
+    lifespan = _lifespan(module)
+    if lifespan is not None:
+        block = cst.parse_statement(f"if True:\n{lines}")
+        assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
+        added = list(block.body.body)
+        new_body = _after_yield(lifespan, added)
+        if new_body is not None:
+            body = [new_body if s is lifespan else s for s in module.body]
+            return module.with_changes(body=body), definitions
+    synchronous = all(not close.startswith("await ") for _, close in closes)
+    if synchronous and _imports_module(module, "atexit"):
+        name = unique_name("_close_hoisted_clients", taken_names(module))
+        hook = f"@atexit.register\ndef {name}() -> None:\n{lines}"
+        return module, [*definitions, hook]
+    return module, definitions
+
+
+def _lifespan(module: cst.Module) -> cst.FunctionDef | None:
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef) and any(
+            cst.Module([]).code_for_node(d.decorator).endswith("asynccontextmanager")
+            for d in statement.decorators
+        ):
+            return statement
+    return None
+
+
+def _after_yield(
+    function: cst.FunctionDef, added: list[cst.BaseStatement]
+) -> cst.FunctionDef | None:
+    if not isinstance(function.body, cst.IndentedBlock):
+        return None
+    body = list(function.body.body)
+    for index, statement in enumerate(body):
+        if _is_yield(statement):
+            body[index + 1 : index + 1] = added
+            return function.with_changes(body=function.body.with_changes(body=body))
+        if (
+            isinstance(statement, cst.Try)
+            and statement.finalbody is not None
+            and any(_is_yield(s) for s in statement.body.body)
+        ):
+            final = statement.finalbody
+            new_final = final.with_changes(
+                body=final.body.with_changes(body=[*final.body.body, *added])
+            )
+            body[index] = statement.with_changes(finalbody=new_final)
+            return function.with_changes(body=function.body.with_changes(body=body))
+    return None
+
+
+def _is_yield(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, cst.Yield)
+    )
 
 
 def _strip_blank(lines: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:

@@ -70,8 +70,12 @@ class ClientInHandler(Rule):
     awaited constructor (`asyncpg.create_pool`) gets an `async` getter guarded by an
     `asyncio.Lock`, caching the awaited pool, never a coroutine. An async client built
     synchronously (`redis.asyncio.Redis`, `create_async_engine`, Motor) gets a plain lazy getter:
-    nothing can interleave between the check and the assignment in one event loop. Closing the
-    shared client at shutdown is DPL301's business.
+    nothing can interleave between the check and the assignment in one event loop.
+
+    When the handler closed the client (unsafe), the close moves to the module's shutdown hook
+    if it has one: after the `yield` of an `@asynccontextmanager` lifespan (in its `finally`
+    when the yield sits in a `try`), or an `@atexit.register` function for sync clients in a
+    module that imports `atexit`. Otherwise closing the shared client is DPL301's business.
 
     ## Options
     - `select` / `ignore` / `per-file-ignores`; user packs (`packs`) add in-house constructors.
