@@ -188,6 +188,7 @@ def _run(
                 force_parse=reading_stdin,
                 project_files=project_files,
                 progress=advance,
+                fix_values=settings.fix_values,
             )
         sources = {f.path: f.data for f in files if f.data is not None}
         return attach_fixes(result.findings, sources, packs, with_edits)

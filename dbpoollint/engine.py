@@ -17,8 +17,11 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from dbpoollint.analysis.django_settings import DatabasesVisitor
+from dbpoollint.analysis.flask_sqlalchemy import FlaskSqlalchemyVisitor
 from dbpoollint.analysis.handlers import find_roots
 from dbpoollint.analysis.indexer import ModuleIndexer
+from dbpoollint.analysis.lifecycle import LifecycleVisitor
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.percall import (
     ModuleIndex,
@@ -27,10 +30,11 @@ from dbpoollint.analysis.percall import (
     per_call_functions,
     used_per_call,
 )
+from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks import ALL_RULES
 from dbpoollint.checks.base import Finding, Project
 from dbpoollint.noqa import Suppressions, parse_suppressions
-from dbpoollint.packs import PackSet, load_packs
+from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet, load_packs
 from dbpoollint.selection import Selection
 from dbpoollint.source import SourceError, decode, read
 
@@ -83,6 +87,24 @@ def analyse_file(
         wrapper.visit(indexer)
         if indexer.site_nodes or indexer.call_nodes:
             indexer.finish(wrapper.resolve(PositionProvider))
+        later: list[UrlFactVisitor | LifecycleVisitor] = [
+            UrlFactVisitor(summary, packs, package),
+            LifecycleVisitor(summary, packs, package),
+        ]
+        for visitor in later:
+            wrapper.visit(visitor)
+            if visitor.pending:
+                visitor.finish(wrapper.resolve(PositionProvider))
+        if FLASK_SQLALCHEMY.search(data):
+            flask_sqlalchemy = FlaskSqlalchemyVisitor(summary)
+            wrapper.visit(flask_sqlalchemy)
+            if flask_sqlalchemy.pending:
+                flask_sqlalchemy.finish(wrapper.resolve(PositionProvider))
+        if DJANGO_DATABASES.search(data):
+            databases = DatabasesVisitor(summary)
+            wrapper.visit(databases)
+            if databases.pending:
+                databases.finish(wrapper.resolve(PositionProvider))
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
         return result
@@ -146,6 +168,7 @@ def check_files(
     force_parse: bool = False,
     project_files: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
+    fix_values: Mapping[str, float] | None = None,
 ) -> CheckResult:
     """Check files; `progress` is called with the number of files analysed as they finish."""
     results: list[FileResult] = []
@@ -170,7 +193,7 @@ def check_files(
     results.extend(_run_jobs(second, packs, extra_packs, jobs, progress))
     parsed = {job[0] for job in second}
     results.extend(FileResult(item.path) for item in skipped if item.path not in parsed)
-    findings = join(results, selection, project_files)
+    findings = join(results, selection, project_files, packs, fix_values)
     return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending) + len(second))
 
 
@@ -224,10 +247,14 @@ def join(
     results: list[FileResult],
     selection: Selection,
     project_files: Mapping[str, str] | None = None,
+    packs: PackSet | None = None,
+    fix_values: Mapping[str, float] | None = None,
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     summaries = [r.summary for r in results if r.summary is not None]
-    project = Project(summaries, files=dict(project_files or {}))
+    project = Project(
+        summaries, files=dict(project_files or {}), packs=packs, fix_values=dict(fix_values or {})
+    )
     index = ModuleIndex(summaries)
     external = external_roots_for(summaries, index)
     for summary in summaries:

@@ -539,3 +539,534 @@ def hoist_fix(source: str, request: HoistRequest) -> Fix | None:
     return Fix(
         plan.applicability, "Hoist into a module-level lazy singleton", edits_between(source, fixed)
     )
+
+
+# --- DPL402 / DPL403: edit the arguments of one call -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallEdit:
+    """Edit the call starting at (line, column) (1-based column, as findings report it)."""
+
+    line: int
+    column: int
+    # DPL402: (keyword, python code) to set, directly or inside the `container` dict argument.
+    container: str = ""
+    entries: tuple[tuple[str, str], ...] = ()
+    # DPL403: URL query parameters to remove from string literals among the arguments.
+    strip_params: tuple[str, ...] = ()
+
+
+def _set_keywords(call: cst.Call, entries: Sequence[tuple[str, str]]) -> cst.Call:
+    args = list(call.args)
+    for keyword, code in entries:
+        value = cst.parse_expression(code)
+        existing = next(
+            (i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == keyword),
+            None,
+        )
+        if existing is not None:
+            args[existing] = args[existing].with_changes(value=value)
+            continue
+        new = cst.Arg(
+            value=value,
+            keyword=cst.Name(keyword),
+            equal=cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""),
+                whitespace_after=cst.SimpleWhitespace(""),
+            ),
+        )
+        args = _append(args, new, call.whitespace_before_args)
+    return call.with_changes(args=args)
+
+
+def _append(
+    args: list[cst.Arg], new: cst.Arg, leading: cst.BaseParenthesizableWhitespace
+) -> list[cst.Arg]:
+    """Append an argument, keeping a trailing comma and one-per-line layout when present."""
+    if not args:
+        return [new]
+    last = args[-1]
+    if isinstance(last.comma, cst.Comma):
+        between = cst.Comma(whitespace_after=_without_comment(leading))
+        return [*args[:-1], last.with_changes(comma=between), new.with_changes(comma=last.comma)]
+    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    return [*args[:-1], last.with_changes(comma=comma), new]
+
+
+def _without_comment(
+    whitespace: cst.BaseParenthesizableWhitespace,
+) -> cst.BaseParenthesizableWhitespace:
+    """The line break and indentation of the first item, without a comment after the bracket."""
+    if isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+    return cst.SimpleWhitespace(" ")
+
+
+def _set_dict_entries(node: cst.Dict, entries: Sequence[tuple[str, str]]) -> cst.Dict:
+    elements = list(node.elements)
+    for keyword, code in entries:
+        value = cst.parse_expression(code)
+        index = next(
+            (
+                i
+                for i, e in enumerate(elements)
+                if isinstance(e, cst.DictElement)
+                and isinstance(e.key, cst.SimpleString)
+                and e.key.evaluated_value == keyword
+            ),
+            None,
+        )
+        if index is not None:
+            element = elements[index]
+            assert isinstance(element, cst.DictElement)
+            elements[index] = element.with_changes(value=value)
+            continue
+        new = cst.DictElement(key=cst.SimpleString(f'"{keyword}"'), value=value)
+        if elements and isinstance(elements[-1].comma, cst.Comma):
+            last = elements[-1]
+            between = cst.Comma(whitespace_after=_without_comment(node.lbrace.whitespace_after))
+            elements = [
+                *elements[:-1],
+                last.with_changes(comma=between),
+                new.with_changes(comma=last.comma),
+            ]
+        elif elements:
+            comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            elements = [*elements[:-1], elements[-1].with_changes(comma=comma), new]
+        else:
+            elements = [new]
+    return node.with_changes(elements=elements)
+
+
+def _dict_code(entries: Sequence[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in entries) + "}"
+
+
+def _set_container(
+    call: cst.Call, container: str, entries: Sequence[tuple[str, str]]
+) -> cst.Call | None:
+    """None when the options are a variable: adding to it here would be guesswork."""
+    index = next(
+        (
+            i
+            for i, a in enumerate(call.args)
+            if a.keyword is not None and a.keyword.value == container
+        ),
+        None,
+    )
+    if index is None:
+        return _set_keywords(call, [(container, _dict_code(entries))])
+    value = call.args[index].value
+    if isinstance(value, cst.Dict):
+        new_value: cst.BaseExpression = _set_dict_entries(value, entries)
+    elif (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Name)
+        and value.func.value == "dict"
+    ):
+        new_value = _set_keywords(value, entries)
+    else:
+        return None
+    args = list(call.args)
+    args[index] = args[index].with_changes(value=new_value)
+    return call.with_changes(args=args)
+
+
+def strip_query_params(url: str, params: Sequence[str]) -> str:
+    base, question, query = url.partition("?")
+    if not question:
+        return url
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in params]
+    return base + ("?" + "&".join(kept) if kept else "")
+
+
+class _StripParams(cst.CSTTransformer):
+    def __init__(self, params: Sequence[str]) -> None:
+        super().__init__()
+        self.params = params
+        self.changed = False
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        value = original_node.evaluated_value
+        if not isinstance(value, str) or original_node.raw_value != value or "?" not in value:
+            return updated_node
+        stripped = strip_query_params(value, self.params)
+        if stripped == value:
+            return updated_node
+        self.changed = True
+        return updated_node.with_changes(
+            value=f"{original_node.prefix}{original_node.quote}{stripped}{original_node.quote}"
+        )
+
+
+class _CallEditor(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, edits: Sequence[CallEdit]) -> None:
+        super().__init__()
+        self.edits = {(e.line, e.column): e for e in edits}
+        self.done: set[tuple[int, int]] = set()
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        position = self.get_metadata(PositionProvider, original_node)
+        key = (position.start.line, position.start.column + 1)
+        edit = self.edits.get(key)
+        if edit is None:
+            return updated_node
+        result: cst.Call | None = updated_node
+        if edit.entries:
+            if edit.container:
+                result = _set_container(updated_node, edit.container, edit.entries)
+            else:
+                result = _set_keywords(updated_node, edit.entries)
+        if edit.strip_params and result is not None:
+            stripper = _StripParams(edit.strip_params)
+            args = [a.with_changes(value=a.value.visit(stripper)) for a in result.args]
+            result = result.with_changes(args=args) if stripper.changed else None
+        if result is None:
+            return updated_node
+        self.done.add(key)
+        return result
+
+
+def edit_calls(source: str, edits: Sequence[CallEdit]) -> tuple[str, list[bool]]:
+    """Apply every edit in one transform; per edit, whether it could be made."""
+    module = cst.parse_module(source)
+    editor = _CallEditor(edits)
+    fixed = MetadataWrapper(module).visit(editor)
+    return fixed.code, [(e.line, e.column) in editor.done for e in edits]
+
+
+# --- add a keyword argument or a dict key (DPL201-DPL205) --------------------------------------
+
+
+@dataclass(frozen=True)
+class AddArgument:
+    """Add `keyword=value` to the call at (line, column), `"keyword": value` to a dict there,
+    or `within={"keyword": value}` (a key inside `connect_args=`, created when absent)."""
+
+    line: int
+    column: int
+    keyword: str
+    value: str
+    within: str = ""
+
+
+def _separator(
+    items: Sequence[cst.Arg] | Sequence[cst.BaseDictElement],
+    opening: cst.BaseParenthesizableWhitespace,
+) -> cst.Comma:
+    """The comma between the last item and a new one, copied from the existing layout."""
+    if len(items) > 1 and isinstance(items[-2].comma, cst.Comma):
+        return items[-2].comma
+    if isinstance(opening, cst.ParenthesizedWhitespace):
+        return cst.Comma(whitespace_after=opening)
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def _with_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
+    args = list(call.args)
+    if not args:
+        return call.with_changes(args=[arg])
+    last = args[-1]
+    separator = _separator(args, call.whitespace_before_args)
+    if isinstance(last.comma, cst.Comma):  # trailing comma: the new item takes it
+        args[-1] = last.with_changes(comma=separator)
+        args.append(arg.with_changes(comma=last.comma))
+    else:
+        args[-1] = last.with_changes(comma=separator)
+        args.append(arg)
+    return call.with_changes(args=args)
+
+
+def _with_element(node: cst.Dict, element: cst.DictElement) -> cst.Dict:
+    elements = list(node.elements)
+    if not elements:
+        return node.with_changes(elements=[element])
+    last = elements[-1]
+    separator = _separator(elements, node.lbrace.whitespace_after)
+    if isinstance(last.comma, cst.Comma):
+        elements[-1] = last.with_changes(comma=separator)
+        elements.append(element.with_changes(comma=last.comma))
+    else:
+        elements[-1] = last.with_changes(comma=separator)
+        elements.append(element)
+    return node.with_changes(elements=elements)
+
+
+def _keyword_arg(keyword: str, value: str) -> cst.Arg:
+    return cst.Arg(
+        value=cst.parse_expression(value),
+        keyword=cst.Name(keyword),
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+        ),
+    )
+
+
+def _dict_element(key: str, value: str) -> cst.DictElement:
+    return cst.DictElement(cst.SimpleString(f'"{key}"'), cst.parse_expression(value))
+
+
+class _AddArguments(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, requests: Sequence[AddArgument]) -> None:
+        super().__init__()
+        self.by_position: dict[tuple[int, int], list[AddArgument]] = {}
+        for request in requests:
+            self.by_position.setdefault((request.line, request.column), []).append(request)
+        self.done: set[AddArgument] = set()
+
+    def _requests(self, node: cst.CSTNode) -> list[AddArgument]:
+        position = self.get_metadata(PositionProvider, node)
+        return self.by_position.get((position.start.line, position.start.column + 1), [])
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        for request in self._requests(original_node):
+            names = {a.keyword.value for a in updated_node.args if a.keyword is not None}
+            if not request.within:
+                if request.keyword not in names:
+                    new = _keyword_arg(request.keyword, request.value)
+                    updated_node = _with_arg(updated_node, new)
+                self.done.add(request)
+                continue
+            if request.within not in names:
+                value = f'{{"{request.keyword}": {request.value}}}'
+                updated_node = _with_arg(updated_node, _keyword_arg(request.within, value))
+                self.done.add(request)
+                continue
+            args = list(updated_node.args)
+            for index, arg in enumerate(args):
+                if (
+                    arg.keyword is not None
+                    and arg.keyword.value == request.within
+                    and isinstance(arg.value, cst.Dict)
+                    and all(isinstance(e, cst.DictElement) for e in arg.value.elements)
+                ):
+                    element = _dict_element(request.keyword, request.value)
+                    args[index] = arg.with_changes(value=_with_element(arg.value, element))
+                    self.done.add(request)
+            updated_node = updated_node.with_changes(args=args)
+        return updated_node
+
+    def leave_Dict(self, original_node: cst.Dict, updated_node: cst.Dict) -> cst.Dict:
+        for request in self._requests(original_node):
+            keys = {
+                e.key.evaluated_value
+                for e in updated_node.elements
+                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+            }
+            if request.keyword not in keys:
+                element = _dict_element(request.keyword, request.value)
+                updated_node = _with_element(updated_node, element)
+            self.done.add(request)
+        return updated_node
+
+
+def add_arguments(source: str, requests: Sequence[AddArgument]) -> tuple[str, set[AddArgument]]:
+    """Apply every request; return the new source and the requests that were applied."""
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    transformer = _AddArguments(requests)
+    fixed = wrapper.visit(transformer)
+    return fixed.code, transformer.done
+
+
+# --- DPL301: close a module-level client at interpreter exit ----------------------------------
+
+
+def register_atexit_closes(
+    source: str, requests: Sequence[tuple[int, str, str]]
+) -> tuple[str, list[bool]]:
+    """For each (line, variable, method): `atexit.register(variable.method)` after the
+    module-level statement on that line, plus `import atexit`. Per request, whether it was made."""
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor
+
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module)
+    positions = wrapper.resolve(PositionProvider)
+    body = list(wrapper.module.body)
+    made = [False] * len(requests)
+    insertions: dict[int, list[cst.BaseStatement]] = {}
+    for number, (line, variable, method) in enumerate(requests):
+        for index, statement in enumerate(body):
+            where = positions[statement]
+            if where.start.line <= line <= where.end.line and isinstance(
+                statement, cst.SimpleStatementLine
+            ):
+                code = f"atexit.register({variable}.{method})\n"
+                insertions.setdefault(index, []).append(cst.parse_statement(code))
+                made[number] = True
+                break
+    if not any(made):
+        return source, made
+    new_body: list[cst.BaseStatement] = []
+    for index, statement in enumerate(body):
+        new_body.append(statement)
+        new_body.extend(insertions.get(index, []))
+    fixed = wrapper.module.with_changes(body=new_body)
+    context = CodemodContext()
+    AddImportsVisitor.add_needed_import(context, "atexit")
+    fixed = AddImportsVisitor(context).transform_module(fixed)
+    return fixed.code, made
+
+
+# --- DPL302: move a release into `finally:` ----------------------------------------------------
+
+
+def _releases(statement: cst.CSTNode, variable: str) -> bool:
+    """`v.close()`, `await v.close()`, `pool.putconn(v)`, `await pool.release(v)` as a statement."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return False
+    expression = statement.body[0]
+    if not isinstance(expression, cst.Expr):
+        return False
+    call = (
+        expression.value.expression if isinstance(expression.value, cst.Await) else expression.value
+    )
+    if not isinstance(call, cst.Call) or not isinstance(call.func, cst.Attribute):
+        return False
+    method = call.func.attr.value
+    receiver = call.func.value
+    if isinstance(receiver, cst.Name) and receiver.value == variable:
+        return method in ("close", "aclose", "release")
+    return method in ("putconn", "release") and any(
+        isinstance(a.value, cst.Name) and a.value.value == variable for a in call.args
+    )
+
+
+class _ReleaseInFinally(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, positions: set[tuple[int, int]]) -> None:
+        super().__init__()
+        self.positions = positions
+        self.done: set[tuple[int, int]] = set()
+
+    def _acquired(self, statement: cst.CSTNode) -> tuple[tuple[int, int], str] | None:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        small = statement.body[0]
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return None
+        target = small.targets[0].target
+        value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+        if not isinstance(target, cst.Name) or not isinstance(value, cst.Call):
+            return None
+        where = self.get_metadata(PositionProvider, value)
+        key = (where.start.line, where.start.column + 1)
+        return (key, target.value) if key in self.positions else None
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        originals = list(original_node.body)
+        body = list(updated_node.body)
+        for index, statement in enumerate(originals):
+            found = self._acquired(statement)
+            if found is None:
+                continue
+            key, variable = found
+            release = next(
+                (j for j in range(index + 1, len(body)) if _releases(body[j], variable)), None
+            )
+            if release is None or release == index + 1:
+                continue
+            moved = body[index + 1 : release]
+            release_statement = body[release].with_changes(leading_lines=())
+            attempt = cst.Try(
+                body=cst.IndentedBlock(body=moved),
+                finalbody=cst.Finally(body=cst.IndentedBlock(body=[release_statement])),
+            )
+            body = [*body[: index + 1], attempt, *body[release + 1 :]]
+            self.done.add(key)
+            break  # one rewrite per block and pass: positions of the rest are stale
+        return updated_node.with_changes(body=body)
+
+
+def release_in_finally(source: str, positions: Sequence[tuple[int, int]]) -> tuple[str, list[bool]]:
+    """For each acquisition call at (line, column): wrap the statements between it and its
+    release (a statement of the same block) in `try:` and move the release into `finally:`."""
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    transformer = _ReleaseInFinally(set(positions))
+    fixed = wrapper.visit(transformer)
+    return fixed.code, [p in transformer.done for p in positions]
+
+
+# --- DPL302: a dependency that returns its session yields it and closes it ---------------------
+
+
+class _YieldInsteadOfReturn(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, positions: set[tuple[int, int]]) -> None:
+        super().__init__()
+        self.positions = positions
+        self.done: set[tuple[int, int]] = set()
+
+    def leave_FunctionDef(
+        self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        body = updated_node.body
+        if updated_node.returns is not None or not isinstance(body, cst.IndentedBlock):
+            return updated_node
+        statements = list(body.body)
+        originals = (
+            list(original_node.body.body)
+            if isinstance(original_node.body, cst.IndentedBlock)
+            else []
+        )
+        for index, statement in enumerate(originals):
+            key_and_name = self._acquisition(statement)
+            if key_and_name is None:
+                continue
+            key, name = key_and_name
+            last = statements[-1]
+            if not (
+                isinstance(last, cst.SimpleStatementLine)
+                and len(last.body) == 1
+                and isinstance(last.body[0], cst.Return)
+                and isinstance(last.body[0].value, cst.Name)
+                and last.body[0].value.value == name
+                and index < len(statements) - 1
+            ):
+                continue
+            close = f"await {name}.close()" if updated_node.asynchronous else f"{name}.close()"
+            attempt = cst.Try(
+                body=cst.IndentedBlock(body=[cst.parse_statement(f"yield {name}\n")]),
+                finalbody=cst.Finally(
+                    body=cst.IndentedBlock(body=[cst.parse_statement(close + "\n")])
+                ),
+                leading_lines=last.leading_lines,
+            )
+            self.done.add(key)
+            return updated_node.with_changes(
+                body=body.with_changes(body=[*statements[:-1], attempt])
+            )
+        return updated_node
+
+    def _acquisition(self, statement: cst.CSTNode) -> tuple[tuple[int, int], str] | None:
+        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+            return None
+        small = statement.body[0]
+        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+            return None
+        target = small.targets[0].target
+        value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+        if not isinstance(target, cst.Name) or not isinstance(value, cst.Call):
+            return None
+        where = self.get_metadata(PositionProvider, value)
+        key = (where.start.line, where.start.column + 1)
+        return (key, target.value) if key in self.positions else None
+
+
+def yield_session(source: str, positions: Sequence[tuple[int, int]]) -> tuple[str, list[bool]]:
+    """`db = SessionLocal(); return db` -> `try: yield db` / `finally: db.close()`."""
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    transformer = _YieldInsteadOfReturn(set(positions))
+    fixed = wrapper.visit(transformer)
+    return fixed.code, [p in transformer.done for p in positions]

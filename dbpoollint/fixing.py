@@ -15,7 +15,18 @@ import libcst as cst
 
 from dbpoollint.checks.base import Edit, Finding, Fix, FixRequest
 from dbpoollint.factory_fix import cache_factories
-from dbpoollint.fixes import HoistRequest, edits_between, hoist
+from dbpoollint.fixes import (
+    AddArgument,
+    CallEdit,
+    HoistRequest,
+    add_arguments,
+    edit_calls,
+    edits_between,
+    hoist,
+    register_atexit_closes,
+    release_in_finally,
+    yield_session,
+)
 from dbpoollint.packs import PackSet
 from dbpoollint.source import SourceError, decode
 from dbpoollint.writer import encode_like
@@ -49,13 +60,128 @@ def _cache_factory_fixer(
     return cache_factories(text, positions)
 
 
+def _call_edit_fixer(
+    text: str,
+    requests: Sequence[tuple[Finding, FixRequest]],
+    allow_unsafe: bool,
+    level: str,
+    to_edit: Callable[[Finding, FixRequest], CallEdit],
+) -> FixerResult:
+    """DPL402 (safe) / DPL403 (unsafe): edit the arguments of the reported call."""
+    if level == "unsafe" and not allow_unsafe:
+        _, made = edit_calls(text, [to_edit(f, r) for f, r in requests])
+        return text, [level if ok else None for ok in made]
+    fixed, made = edit_calls(text, [to_edit(f, r) for f, r in requests])
+    return fixed, [level if ok else None for ok in made]
+
+
+def _driver_options_edit(finding: Finding, request: FixRequest) -> CallEdit:
+    entries = tuple(
+        tuple(entry.split("=", 1)) for entry in str(request.param("entries") or "").split(";")
+    )
+    return CallEdit(
+        finding.span.line,
+        finding.span.column,
+        container=str(request.param("container") or ""),
+        entries=tuple((k, v) for k, v in entries),
+    )
+
+
+def _strip_params_edit(finding: Finding, request: FixRequest) -> CallEdit:
+    params = tuple(str(request.param("params") or "").split(","))
+    return CallEdit(finding.span.line, finding.span.column, strip_params=params)
+
+
+def _driver_options_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    return _call_edit_fixer(text, requests, allow_unsafe, "safe", _driver_options_edit)
+
+
+def _strip_params_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    return _call_edit_fixer(text, requests, allow_unsafe, "unsafe", _strip_params_edit)
+
+
+def _add_argument_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL201-DPL205: add a keyword (or a dict key) at the finding's call or dict literal; the
+    rule says how safe that is, per request."""
+    wanted: list[AddArgument] = []
+    safety: list[str] = []
+    for finding, request in requests:
+        within = request.param("within")
+        wanted.append(
+            AddArgument(
+                finding.span.line,
+                finding.span.column,
+                str(request.param("keyword")),
+                str(request.param("value")),
+                str(within) if within else "",
+            )
+        )
+        safety.append(str(request.param("safety") or "unsafe"))
+    chosen = [
+        item for item, level in zip(wanted, safety, strict=True) if level == "safe" or allow_unsafe
+    ]
+    fixed, done = add_arguments(text, chosen) if chosen else (text, set())
+    _, possible = add_arguments(text, wanted) if len(chosen) < len(wanted) else (fixed, done)
+    applicability: list[str | None] = [
+        level if item in possible else None for item, level in zip(wanted, safety, strict=True)
+    ]
+    return fixed, applicability
+
+
+def _atexit_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL301 (unsafe): `atexit.register(engine.dispose)` after the module-level assignment."""
+    wanted = [(f.span.line, str(r.param("variable")), str(r.param("method"))) for f, r in requests]
+    fixed, made = register_atexit_closes(text, wanted)
+    levels: list[str | None] = ["unsafe" if ok else None for ok in made]
+    return (fixed if allow_unsafe else text), levels
+
+
+def _release_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL302 (unsafe): the statements after the acquisition go into `try:`, the release into
+    `finally:`."""
+    fixed, made = release_in_finally(text, [(f.span.line, f.span.column) for f, _ in requests])
+    levels: list[str | None] = ["unsafe" if ok else None for ok in made]
+    return (fixed if allow_unsafe else text), levels
+
+
+def _yield_session_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL302 (unsafe): a dependency returning its session yields it and closes it after."""
+    fixed, made = yield_session(text, [(f.span.line, f.span.column) for f, _ in requests])
+    levels: list[str | None] = ["unsafe" if ok else None for ok in made]
+    return (fixed if allow_unsafe else text), levels
+
+
 FIXERS: dict[str, Fixer] = {
+    "add-argument": _add_argument_fixer,
     "hoist": _hoist_fixer,
     "cache-factory": _cache_factory_fixer,
+    "add-driver-options": _driver_options_fixer,
+    "strip-url-params": _strip_params_fixer,
+    "atexit-close": _atexit_fixer,
+    "release-in-finally": _release_fixer,
+    "yield-session": _yield_session_fixer,
 }
 FIX_TITLES: dict[str, str] = {
+    "add-argument": "Add the missing argument",
     "hoist": "Hoist into a module-level lazy singleton",
     "cache-factory": "Cache the factory (functools.cache, or an asyncio.Lock-guarded singleton)",
+    "add-driver-options": "Turn statement preparation off for this connection",
+    "strip-url-params": "Remove the Prisma-only parameters from the URL",
+    "atexit-close": "Close it at interpreter exit with atexit.register",
+    "release-in-finally": "Move the release into try/finally",
+    "yield-session": "Yield the session and close it in finally",
 }
 
 
@@ -103,7 +229,7 @@ def attach_fixes(
         for name, requests in by_fixer.items():
             fixer = FIXERS[name]
             try:
-                _, applicability = fixer(text, requests, True, packs)
+                all_fixed, applicability = fixer(text, requests, True, packs)
             except (cst.ParserSyntaxError, RecursionError):
                 continue
             for (finding, request), level in zip(requests, applicability, strict=True):
@@ -111,7 +237,11 @@ def attach_fixes(
                     continue
                 edits: tuple[Edit, ...] = ()
                 if with_edits:
-                    fixed, _ = fixer(text, [(finding, request)], True, packs)
+                    # With one request the pass above already is this finding's own fix.
+                    alone = len(requests) == 1
+                    fixed = (
+                        all_fixed if alone else fixer(text, [(finding, request)], True, packs)[0]
+                    )
                     edits = edits_between(text, fixed)
                 fixes[id(finding)] = Fix(level, FIX_TITLES.get(name, name), edits)
     return [replace(f, fix=fixes[id(f)]) if id(f) in fixes else f for f in findings]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbpoollint.versions import parse_version
+
 HANDLER_SHAPES = (
     "decorator",
     "instance-decorator",
@@ -27,10 +29,45 @@ HANDLER_SHAPES = (
     "method-name",
 )
 RECEIVER_POLICIES = ("never", "path-argument", "always")
+KNOB_ROLES = ("size", "bound", "acquire-timeout", "connect-timeout", "stale-check", "recycle")
 
 
 class PackError(Exception):
     """A pack file is malformed; the message names the file, the key and the line."""
+
+
+KnobValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One pool setting of one library for one version range: where it is set, its default.
+
+    `default` is the documented value, or "unbounded" / "forever" / "off" / "none" when the
+    default is no limit, an endless wait, no check, or no timeout. `unbounded_when` lists the
+    explicit values that mean the same (`max_overflow=-1`).
+    """
+
+    role: str
+    label: str  # how the table and messages name it
+    keywords: tuple[str, ...]
+    default: KnobValue
+    package: str  # PyPI name the version range is about
+    source: str
+    since: str = ""
+    until: str = ""
+    url_params: tuple[str, ...] = ()
+    connect_args: tuple[str, ...] = ()
+    position: int | None = None
+    unbounded_when: tuple[KnobValue, ...] = ()
+    unbounded_when_none: bool = False
+    url_schemes: tuple[str, ...] = ()  # only for these URL schemes (the driver decides)
+    fix_keyword: str = ""  # what a fix writes (defaults to the first keyword)
+    fix_value: KnobValue | None = None  # DPL205: the literal the fix writes
+    fix_setting: str = ""  # DPL201/203/204: the [tool.dbpoollint.fix-values] key
+    scale: float = 1  # fix-values are seconds; `1000` for knobs in milliseconds
+    lint: bool = True  # false: documented in the table, never reported
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +85,68 @@ class ClientCall:
     pool_keywords: tuple[str, ...] = ()
     pool_hint: str = ""
     source: str = ""
+    knobs: tuple[Knob, ...] = ()
+    # Where the URL/DSN is: positional index and keyword names.
+    url_position: int | None = None
+    url_keywords: tuple[str, ...] = ()
+    # `engine_from_config(configuration, prefix="sqlalchemy.")`: options come from a dict.
+    options_argument: int | None = None
+    options_prefix: str = ""
+    # `keyword=pattern` pairs (fnmatch on the value's code or name) and URL schemes that mean
+    # no real pool (`poolclass=*NullPool`, `sqlite`): limits do not apply.
+    unpooled_when: tuple[str, ...] = ()
+    unpooled_schemes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pooler:
+    """A connection pooler recognisable from a URL (a `[[poolers]]` table of a pooler pack).
+
+    A URL matches when its scheme is one of `schemes` and every criterion given matches: a host
+    pattern, a port, a query parameter (`pgbouncer=true`). A port alone is weak evidence, so
+    `schemes` is required.
+    """
+
+    name: str
+    title: str
+    schemes: tuple[str, ...]
+    hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    params: tuple[str, ...] = ()
+    # "transaction" (server connections change between transactions), "session", "direct"
+    # (not a pooler: a user pack can declare a host so), or "pinning" (RDS Proxy).
+    mode: str = "transaction"
+    # "yes", "no", or "depends" (a version or a setting decides; the note says which).
+    prepared_statements: str = "no"
+    prepared_statements_note: str = ""
+    direct_port: int | None = None
+    source: str = ""
+    pack: str = ""
+
+
+@dataclass(frozen=True)
+class StatementCache:
+    """A driver that prepares statements by default, and the keywords that turn it off."""
+
+    driver: str
+    calls: tuple[str, ...]
+    # keyword -> Python code of the value that disables it, on a direct call (`asyncpg.connect`)
+    keywords: tuple[tuple[str, str], ...]
+    # SQLAlchemy URL driver names (`postgresql+asyncpg://`) that select this driver.
+    url_drivers: tuple[str, ...] = ()
+    # keyword -> code, inside the dict an engine or pool passes on (`connect_args`, `kwargs`).
+    wrapped_keywords: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """A pool or engine that passes a dict of options on to the driver (`connect_args`)."""
+
+    names: tuple[str, ...]
+    keyword: str
+    # The driver it wraps, or "" when the URL's `+driver` decides (SQLAlchemy).
+    driver: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +186,11 @@ class Pack:
     calls: tuple[ClientCall, ...] = ()
     handlers: tuple[HandlerShape, ...] = ()
     cross_module_triggers: tuple[str, ...] = ()
+    poolers: tuple[Pooler, ...] = ()
+    statement_caches: tuple[StatementCache, ...] = ()
+    driver_options: tuple[DriverOptions, ...] = ()
+    # URL schemes the URL rules know (`postgresql`, `redis`, ...): source mentioning one is parsed.
+    url_schemes: tuple[str, ...] = ()
 
 
 def _matches(patterns: Iterable[str], qualname: str) -> bool:
@@ -105,6 +209,7 @@ class PackSet:
     _trigger: re.Pattern[bytes] | None = None
     _cross_trigger: re.Pattern[bytes] | None = None
     _framework_trigger: re.Pattern[bytes] | None = None
+    _url_trigger: re.Pattern[bytes] | None = None
 
     def __post_init__(self) -> None:
         for pack in self.packs:
@@ -120,6 +225,10 @@ class PackSet:
         )
         self._framework_trigger = _import_regex(
             [m for p in self.packs if p.kind == "framework" for m in p.modules], []
+        )
+        self._url_trigger = _url_regex(
+            [m for p in self.packs if p.kind == "pooler" for m in p.modules],
+            [s for p in self.packs for s in p.url_schemes],
         )
 
     def client_call(self, qualnames: Iterable[str]) -> ClientCall | None:
@@ -153,12 +262,51 @@ class PackSet:
         )
 
     def worth_parsing(self, source: bytes) -> bool:
-        """The prefilter: only files importing a known client or framework module can matter."""
+        """The prefilter: only files importing a known client or framework module can matter,
+        and Django settings modules (they import no client, yet configure the pools)."""
         return (
             self.mentions_client(source)
             or self.mentions_cross_module(source)
             or self.mentions_framework(source)
+            or DJANGO_DATABASES.search(source) is not None
+            or self.mentions_urls(source)
+            or _LIFECYCLE_HOOKS.search(source) is not None
         )
+
+    def mentions_urls(self, source: bytes) -> bool:
+        """Settings modules, alembic `env.py`, connection URL literals: the URL rules read them."""
+        return self._url_trigger is not None and self._url_trigger.search(source) is not None
+
+    @property
+    def poolers(self) -> list[Pooler]:
+        """User packs first: a user's `[[poolers]]` entry overrides a built-in one per host."""
+        builtin = builtin_pack_dir().resolve()
+        user = [p for p in self.packs if p.path.resolve().parent != builtin]
+        own = [p for p in self.packs if p.path.resolve().parent == builtin]
+        return [pooler for pack in (*user, *own) for pooler in pack.poolers]
+
+    @property
+    def statement_caches(self) -> list[StatementCache]:
+        return [cache for pack in self.packs for cache in pack.statement_caches]
+
+    @property
+    def driver_options(self) -> list[DriverOptions]:
+        return [options for pack in self.packs for options in pack.driver_options]
+
+    @property
+    def url_schemes(self) -> frozenset[str]:
+        return frozenset(s for pack in self.packs for s in pack.url_schemes)
+
+
+# Modules that register shutdown or per-request hooks close clients other modules create
+# (`lifespan.py` importing only `contextlib` and `app.db`): DPL301/DPL303 need them parsed.
+_LIFECYCLE_HOOKS = re.compile(
+    rb"\b(?:lifespan|on_shutdown|on_cleanup|cleanup_ctx|after_serving|worker_exit|"
+    rb"worker_process_shutdown|worker_shutdown|atexit|teardown_appcontext|teardown_request|"
+    rb"request_finished|add_event_handler)\b"
+)
+FLASK_SQLALCHEMY = re.compile(rb"SQLALCHEMY_(?:ENGINE_OPTIONS|DATABASE_URI|POOL_)|flask_sqlalchemy")
+DJANGO_DATABASES = re.compile(rb"^DATABASES\b\s*(?::[^=\n]*)?(?:=|\[)", re.MULTILINE)
 
 
 def qualname_matches(patterns: Iterable[str], qualnames: Iterable[str]) -> bool:
@@ -185,9 +333,22 @@ def _import_regex(modules: Sequence[str], words: Sequence[str]) -> re.Pattern[by
     return re.compile("|".join(alternatives).encode(), re.MULTILINE)
 
 
+def _url_regex(modules: Sequence[str], schemes: Sequence[str]) -> re.Pattern[bytes] | None:
+    alternatives = []
+    imports = _import_regex(modules, [])
+    if imports is not None:
+        alternatives.append(imports.pattern.decode())
+    if schemes:
+        joined = "|".join(re.escape(s) for s in sorted(set(schemes)))
+        alternatives.append(rf"\b(?:{joined})(?:\+\w+)?://")
+    if not alternatives:
+        return None
+    return re.compile("|".join(alternatives).encode(), re.MULTILINE)
+
+
 # --- loading -------------------------------------------------------------------------------
 
-_PACK_KEYS = {"name", "title", "kind", "modules", "docs", "cross-module-triggers"}
+_PACK_KEYS = {"name", "title", "kind", "modules", "docs", "cross-module-triggers", "url-schemes"}
 _CALL_KEYS = {
     "names",
     "what",
@@ -198,7 +359,60 @@ _CALL_KEYS = {
     "pool-keywords",
     "pool-hint",
     "source",
+    "knobs",
+    "url-position",
+    "url-keywords",
+    "options-argument",
+    "options-prefix",
+    "unpooled-when",
+    "unpooled-schemes",
 }
+_POOLER_KEYS = {
+    "name",
+    "title",
+    "schemes",
+    "hosts",
+    "ports",
+    "params",
+    "mode",
+    "prepared-statements",
+    "prepared-statements-note",
+    "direct-port",
+    "source",
+}
+_POOLER_MODES = ("transaction", "session", "direct", "pinning")
+_STATEMENT_CACHE_KEYS = {"driver", "calls", "keywords", "url-drivers", "wrapped-keywords", "source"}
+_DRIVER_OPTION_KEYS = {"names", "keyword", "driver"}
+_KNOB_KEYS = {
+    "role",
+    "label",
+    "keywords",
+    "default",
+    "package",
+    "source",
+    "since",
+    "until",
+    "url-params",
+    "connect-args",
+    "position",
+    "unbounded-when",
+    "unbounded-when-none",
+    "url-schemes",
+    "fix-keyword",
+    "fix-value",
+    "fix-setting",
+    "scale",
+    "lint",
+    "note",
+}
+FIX_SETTINGS = (
+    "pool-size",
+    "max-overflow",
+    "max-connections",
+    "pool-timeout",
+    "acquire-timeout",
+    "connect-timeout",
+)
 _HANDLER_KEYS = {
     "shape",
     "label",
@@ -266,6 +480,18 @@ class _Reader:
             raise self.fail(key, f"expected an integer, got {value!r}")
         return value
 
+    def scalar(self, key: str, default: KnobValue | None = None) -> KnobValue | None:
+        value = self.table.get(key, default)
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise self.fail(key, f"expected a string, number or boolean, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.table.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        return float(value)
+
     def choice(self, key: str, choices: Sequence[str], default: str | None = None) -> str:
         value = self.string(key, default)
         if value not in choices:
@@ -308,18 +534,21 @@ def load_pack(path: Path) -> Pack:
         raise PackError(f"{path}: invalid TOML: {error}") from error
 
     top = _Reader(path, text, data, "", 0)
-    top.check_keys({"pack", "pools", "openers", "handlers"})
+    top.check_keys(
+        {"pack", "pools", "openers", "handlers", "poolers", "statement-caches", "driver-options"}
+    )
     header_table = data.get("pack")
     if not isinstance(header_table, dict):
         raise top.fail("pack", "a [pack] table with `name` and `kind` is required")
     header = _Reader(path, text, header_table, "pack", 0)
     header.check_keys(_PACK_KEYS)
     name = header.string("name")
-    kind = header.choice("kind", ("client", "framework"))
+    kind = header.choice("kind", ("client", "framework", "pooler"))
     title = header.string("title", name)
     modules = header.strings("modules")
 
     calls: list[ClientCall] = []
+    knob_counter = {"pools": 0, "openers": 0}
     for key, call_kind in (("pools", "pool"), ("openers", "opener")):
         tables = data.get(key, [])
         if not isinstance(tables, list):
@@ -343,6 +572,13 @@ def load_pack(path: Path) -> Pack:
                     pool_keywords=reader.strings("pool-keywords"),
                     pool_hint=reader.string("pool-hint", ""),
                     source=reader.string("source", ""),
+                    knobs=_knobs(reader, path, text, knob_counter),
+                    url_position=reader.optional_int("url-position"),
+                    url_keywords=reader.strings("url-keywords"),
+                    options_argument=reader.optional_int("options-argument"),
+                    options_prefix=reader.string("options-prefix", ""),
+                    unpooled_when=reader.strings("unpooled-when"),
+                    unpooled_schemes=reader.strings("unpooled-schemes"),
                 )
             )
 
@@ -373,6 +609,8 @@ def load_pack(path: Path) -> Pack:
         _validate_shape(reader, shape)
         handlers.append(shape)
 
+    poolers, caches, options = _load_pooler_tables(path, text, data, top, name)
+
     if kind == "client" and not modules:
         modules = tuple(sorted({n.split(".", 1)[0] for c in calls for n in c.names}))
     return Pack(
@@ -384,7 +622,147 @@ def load_pack(path: Path) -> Pack:
         calls=tuple(calls),
         handlers=tuple(handlers),
         cross_module_triggers=header.strings("cross-module-triggers"),
+        poolers=poolers,
+        statement_caches=caches,
+        driver_options=options,
+        url_schemes=header.strings("url-schemes"),
     )
+
+
+def _tables(top: _Reader, data: Mapping[str, Any], key: str) -> list[Any]:
+    tables = data.get(key, [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise top.fail(key, f"expected an array of tables ([[{key}]])")
+    return tables
+
+
+def _code_table(reader: _Reader, key: str) -> tuple[tuple[str, str], ...]:
+    value = reader.table.get(key, {})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise reader.fail(key, 'expected a table of keyword = "python code"')
+    return tuple(value.items())
+
+
+def _load_pooler_tables(
+    path: Path, text: str, data: Mapping[str, Any], top: _Reader, pack_name: str
+) -> tuple[tuple[Pooler, ...], tuple[StatementCache, ...], tuple[DriverOptions, ...]]:
+    poolers = []
+    for index, table in enumerate(_tables(top, data, "poolers")):
+        reader = _Reader(path, text, table, "poolers", index)
+        reader.check_keys(_POOLER_KEYS)
+        ports = reader.table.get("ports", [])
+        if not isinstance(ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) for p in ports
+        ):
+            raise reader.fail("ports", "expected a list of port numbers")
+        schemes = reader.strings("schemes")
+        if not schemes:
+            raise reader.fail("schemes", "required: a port alone is weak evidence")
+        pooler = Pooler(
+            name=reader.string("name"),
+            title=reader.string("title", reader.string("name")),
+            schemes=schemes,
+            hosts=reader.strings("hosts"),
+            ports=tuple(ports),
+            params=reader.strings("params"),
+            mode=reader.choice("mode", _POOLER_MODES, "transaction"),
+            prepared_statements=reader.choice(
+                "prepared-statements", ("yes", "no", "depends"), "no"
+            ),
+            prepared_statements_note=reader.string("prepared-statements-note", ""),
+            direct_port=reader.optional_int("direct-port"),
+            source=reader.string("source", ""),
+            pack=pack_name,
+        )
+        if not (pooler.hosts or pooler.ports or pooler.params):
+            raise reader.fail("hosts", "a pooler needs `hosts`, `ports` or `params`")
+        poolers.append(pooler)
+    caches = []
+    for index, table in enumerate(_tables(top, data, "statement-caches")):
+        reader = _Reader(path, text, table, "statement-caches", index)
+        reader.check_keys(_STATEMENT_CACHE_KEYS)
+        caches.append(
+            StatementCache(
+                driver=reader.string("driver"),
+                calls=reader.strings("calls"),
+                keywords=_code_table(reader, "keywords"),
+                url_drivers=reader.strings("url-drivers"),
+                wrapped_keywords=_code_table(reader, "wrapped-keywords"),
+                source=reader.string("source", ""),
+            )
+        )
+    options = []
+    for index, table in enumerate(_tables(top, data, "driver-options")):
+        reader = _Reader(path, text, table, "driver-options", index)
+        reader.check_keys(_DRIVER_OPTION_KEYS)
+        options.append(
+            DriverOptions(
+                names=reader.strings("names"),
+                keyword=reader.string("keyword"),
+                driver=reader.string("driver", ""),
+            )
+        )
+    return tuple(poolers), tuple(caches), tuple(options)
+
+
+def _knobs(reader: _Reader, path: Path, text: str, counter: dict[str, int]) -> tuple[Knob, ...]:
+    """`[[pools.knobs]]` / `[[openers.knobs]]`: validated, with errors that name file and line."""
+    tables = reader.table.get("knobs", [])
+    if not isinstance(tables, list):
+        raise reader.fail("knobs", f"expected an array of tables ([[{reader.where}.knobs]])")
+    knobs = []
+    for table in tables:
+        where = f"{reader.where}.knobs"
+        knob_reader = _Reader(path, text, table, where, counter[reader.where])
+        counter[reader.where] += 1
+        knob_reader.check_keys(_KNOB_KEYS)
+        role = knob_reader.choice("role", KNOB_ROLES)
+        keywords = knob_reader.strings("keywords")
+        default = knob_reader.scalar("default")
+        if default is None:
+            raise knob_reader.fail("default", "required key is missing")
+        source = knob_reader.string("source")
+        if not source.startswith("https://"):
+            raise knob_reader.fail("source", "expected an https:// link to the docs or source")
+        for key in ("since", "until"):
+            bound = knob_reader.string(key, "")
+            if bound and parse_version(bound) is None:
+                raise knob_reader.fail(key, f"expected a version like 8.0.0, got {bound!r}")
+        unbounded = table.get("unbounded-when", [])
+        if not isinstance(unbounded, list) or not all(
+            isinstance(v, str | int | float | bool) for v in unbounded
+        ):
+            raise knob_reader.fail("unbounded-when", "expected a list of values")
+        fix_setting = knob_reader.string("fix-setting", "")
+        if fix_setting and fix_setting not in FIX_SETTINGS:
+            raise knob_reader.fail(
+                "fix-setting", f"expected one of {', '.join(FIX_SETTINGS)}; got {fix_setting!r}"
+            )
+        knobs.append(
+            Knob(
+                role=role,
+                label=knob_reader.string("label", keywords[0] if keywords else role),
+                keywords=keywords,
+                default=default,
+                package=knob_reader.string("package"),
+                source=source,
+                since=knob_reader.string("since", ""),
+                until=knob_reader.string("until", ""),
+                url_params=knob_reader.strings("url-params"),
+                connect_args=knob_reader.strings("connect-args"),
+                position=knob_reader.optional_int("position"),
+                unbounded_when=tuple(unbounded),
+                unbounded_when_none=knob_reader.boolean("unbounded-when-none"),
+                url_schemes=knob_reader.strings("url-schemes"),
+                fix_keyword=knob_reader.string("fix-keyword", ""),
+                fix_value=knob_reader.scalar("fix-value"),
+                fix_setting=fix_setting,
+                scale=knob_reader.number("scale", 1),
+                lint=knob_reader.boolean("lint") if "lint" in table else True,
+                note=knob_reader.string("note", ""),
+            )
+        )
+    return tuple(knobs)
 
 
 def _validate_shape(reader: _Reader, shape: HandlerShape) -> None:

@@ -19,15 +19,18 @@ app = Flask(__name__)
 
 @app.route("/hits")
 def hits():
-    client = redis.Redis(host="cache")
+    client = redis.Redis(host="cache", max_connections=20)
     return str(client.incr("hits"))
 """
 GOOD_VIEW = """\
+import atexit
+
 import redis
 from flask import Flask
 
 app = Flask(__name__)
-client = redis.Redis(host="cache")
+client = redis.Redis(host="cache", max_connections=20)
+atexit.register(client.close)
 
 
 @app.route("/hits")
@@ -127,17 +130,15 @@ def test_unknown_selector_is_a_usage_error(project: Path) -> None:
     ids=["code", "bare", "list"],
 )
 def test_noqa_on_the_line_suppresses(project: Path, comment: str) -> None:
-    source = BAD_VIEW.replace(
-        'client = redis.Redis(host="cache")', 'client = redis.Redis(host="cache")' + comment
-    )
+    line = 'client = redis.Redis(host="cache", max_connections=20)'
+    source = BAD_VIEW.replace(line, line + comment)
     write(project / "app.py", source)
     assert run_cli(["check", "app.py"]).exit_code == 0
 
 
 def test_noqa_for_another_code_does_not_suppress(project: Path) -> None:
-    source = BAD_VIEW.replace(
-        'redis.Redis(host="cache")', 'redis.Redis(host="cache")  # noqa: DPL102'
-    )
+    call = 'redis.Redis(host="cache", max_connections=20)'
+    source = BAD_VIEW.replace(call, call + "  # noqa: DPL102")
     write(project / "app.py", source)
     assert run_cli(["check", "app.py"]).exit_code == 1
 
@@ -214,7 +215,7 @@ def test_json_is_ruffs_schema(project: Path) -> None:
     )
     assert finding["code"] == "DPL101"
     assert finding["location"] == {"row": 9, "column": 14}
-    assert finding["end_location"] == {"row": 9, "column": 39}
+    assert finding["end_location"] == {"row": 9, "column": 59}
     assert finding["filename"] == str((project / "app.py").resolve())
     assert finding["noqa_row"] == 9
     assert finding["fix"]["applicability"] == "safe"
@@ -249,7 +250,7 @@ def test_sarif_and_junit_are_well_formed(project: Path) -> None:
 def test_full_format_shows_the_source_line(project: Path) -> None:
     write(project / "app.py", BAD_VIEW)
     result = run_cli(["check", "app.py", "--output-format", "full"])
-    assert '   9 |     client = redis.Redis(host="cache")' in result.output
+    assert '   9 |     client = redis.Redis(host="cache", max_connections=20)' in result.output
     assert "^" * 25 in result.output
 
 

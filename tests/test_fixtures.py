@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dbpoollint.discovery import is_project_file
 from tests.conftest import FIXTURES, check_json
 
 EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>DPL\d{3}(?:\s*,\s*DPL\d{3})*)")
@@ -28,8 +29,18 @@ def _cases() -> list[Path]:
     return cases
 
 
+def fixture_files(case: Path) -> list[Path]:
+    """A single file, or every Python and project file (.env, alembic.ini, compose, ...) of a
+    project fixture: config files carry `# expect:` comments too."""
+    if not case.is_dir():
+        return [case]
+    return sorted(
+        f for f in case.rglob("*") if f.is_file() and (f.suffix == ".py" or is_project_file(f.name))
+    )
+
+
 def expected_findings(case: Path) -> set[tuple[str, int, str]]:
-    files = sorted(case.rglob("*.py")) if case.is_dir() else [case]
+    files = fixture_files(case)
     expected = set()
     for file in files:
         if file.name.endswith(".fixed.py"):
@@ -45,7 +56,10 @@ def expected_findings(case: Path) -> set[tuple[str, int, str]]:
 
 @pytest.mark.parametrize("case", _cases(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_fixture(case: Path) -> None:
-    findings = check_json(case)
+    # A fixture folder tests its own rule (plus any code a case expects): a DPL101 fixture
+    # with a module-level engine need not spell out DPL202's opinion of its pool size.
+    codes = {case.parent.name} | {code for _, _, code in expected_findings(case)}
+    findings = check_json(case, extra=["--select", ",".join(sorted(codes))])
     actual = {
         (Path(f["filename"]).resolve().as_posix(), f["location"]["row"], f["code"])
         for f in findings

@@ -11,7 +11,7 @@ from dbpoollint.checks import ALL_RULES
 from dbpoollint.checks.base import DOC_SECTIONS, Rule
 from dbpoollint.docs import render_readme
 from tests.conftest import FIXTURES
-from tests.test_fixtures import EXPECT
+from tests.test_fixtures import EXPECT, fixture_files
 
 ROOT = Path(__file__).parent.parent
 
@@ -48,7 +48,7 @@ def test_every_rule_has_positive_and_negative_fixtures(rule: type[Rule]) -> None
     for case in folder.iterdir():
         if case.name.startswith(("_", ".")) or case.name.endswith(".fixed.py"):
             continue
-        files = list(case.rglob("*.py")) if case.is_dir() else [case]
+        files = fixture_files(case)
         texts = [f.read_bytes().decode("utf-8", errors="replace") for f in files]
         if any(EXPECT.search(t) and rule.code in t for t in texts):
             positive += 1
@@ -60,3 +60,13 @@ def test_every_rule_has_positive_and_negative_fixtures(rule: type[Rule]) -> None
 def test_readme_rule_table_is_current() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert render_readme(readme) == readme, "run: python -m dbpoollint.docs --write"
+
+
+def test_readme_knob_table_is_current_and_generated_from_the_packs() -> None:
+    from dbpoollint.docs import KNOBS_END, KNOBS_START, knobs_table
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split(KNOBS_START, 1)[1].split(KNOBS_END, 1)[0].strip()
+    assert table == knobs_table(), "run: python -m dbpoollint.docs --write README.md"
+    for library in ("SQLAlchemy", "redis-py", "PyMongo", "asyncpg", "psycopg 3", "Django"):
+        assert f"| {library} |" in table

@@ -59,6 +59,31 @@ class ClientCallFact:
 
 
 @dataclass(frozen=True)
+class DjangoDatabaseFact:
+    """One entry of a Django settings module's `DATABASES` (a dict, or `dj_database_url`)."""
+
+    alias: str
+    span: Span  # the entry's dict literal or `dj_database_url.config(...)` call
+    via: str  # "dict" or "dj_database_url"
+    engine: str | None
+    conn_max_age: Value | None
+    conn_health_checks: Value | None
+    options_pool: Value | None
+    unknown: bool = False  # a `**` spread or a helper call: keys may be set elsewhere
+
+
+@dataclass(frozen=True)
+class FlaskSqlalchemyFact:
+    """Flask-SQLAlchemy's engine settings: `SQLAlchemy(app, engine_options={...})` ("extension"),
+    `SQLALCHEMY_ENGINE_OPTIONS = {...}` ("options"; `value` kind "other" when it cannot be read)
+    and `SQLALCHEMY_DATABASE_URI = "..."` ("uri")."""
+
+    kind: str
+    span: Span
+    value: Value | None
+
+
+@dataclass(frozen=True)
 class DecoratorFact:
     qualnames: frozenset[str]
     # For `@receiver.method(...)`: the method name, the receiver's local name and what it is.
@@ -119,6 +144,120 @@ class ExternalRoot:
     as_class: bool
 
 
+@dataclass(frozen=True)
+class UrlLiteralFact:
+    """A string literal (or f-string template) in code that holds a connection URL."""
+
+    span: Span
+    text: str
+    function: str | None
+
+
+@dataclass(frozen=True)
+class SettingsField:
+    """A field of a settings class (pydantic `BaseSettings`): its env variable and default."""
+
+    class_key: str
+    name: str
+    env_names: tuple[str, ...]  # the variables that set it (prefix applied)
+    case_sensitive: bool
+    default: Value | None
+
+
+@dataclass(frozen=True)
+class MigrationUrlFact:
+    """Where an alembic `env.py` takes its URL from.
+
+    kind: "set-main-option" / "configure-url" (`value` is what is set), or "reads-ini"
+    (`config.get_main_option("sqlalchemy.url")`, `engine_from_config(...)`: alembic.ini decides).
+    """
+
+    span: Span
+    kind: str
+    value: Value | None = None
+
+
+@dataclass(frozen=True)
+class DjangoDbUrlFact:
+    """A Django `DATABASES` entry's connection target, for DPL401 (Django migrations)."""
+
+    span: Span
+    alias: str
+    engine: Value | None
+    host: Value | None = None
+    port: Value | None = None
+    url: Value | None = None  # `dj_database_url.config(default=...)` / `.parse(url)`
+
+
+@dataclass
+class UrlFacts:
+    """What the URL rules (DPL401-403, DPL601) read from a module."""
+
+    literals: list[UrlLiteralFact] = field(default_factory=list)
+    settings_fields: list[SettingsField] = field(default_factory=list)
+    # module-level name -> settings class key: `settings = Settings()` / `= get_settings()`
+    settings_instances: dict[str, str] = field(default_factory=dict)
+    is_alembic_env: bool = False
+    migration_urls: list[MigrationUrlFact] = field(default_factory=list)
+    # Values of local names and of functions returning one value, resolved in this module.
+    resolved_names: dict[str, Value] = field(default_factory=dict)
+    django_databases: list[DjangoDbUrlFact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CloseCall:
+    """`x.dispose()` / `await x.close()` / `atexit.register(x.dispose)` on a module-level name."""
+
+    span: Span
+    target: str  # qualified name of the closed object (`app.db.engine`, `engine`)
+    method: str
+    function: str | None  # enclosing function key; None at module level
+    registered: bool = False  # passed as a callback (`atexit.register(engine.dispose)`)
+    after_yield: bool = False  # a `yield` of the enclosing function comes before it
+    hook: str = ""  # for registered closes: "shutdown" / "per-request"
+
+
+@dataclass(frozen=True)
+class HookFact:
+    """A function registered as a lifecycle hook: shutdown or per-request teardown."""
+
+    function: str  # function key in this module
+    hook: str  # "shutdown" or "per-request"
+    label: str  # `FastAPI lifespan`, `teardown_appcontext`, ...
+    after_yield_only: bool = False  # lifespan: only the code after `yield` runs at shutdown
+    # A hook imported from another module (`FastAPI(lifespan=app.core.lifespan)`): its
+    # absolute name, resolved in the join; `function` is then "".
+    qualname: str = ""
+
+
+@dataclass(frozen=True)
+class AcquireFact:
+    """A connection/session acquisition inside a function and what the function does with it."""
+
+    span: Span
+    function: str
+    variable: str
+    callee: str
+    # "with" (context manager), "finally" (released in a finally), "returned", "yielded",
+    # "stored" (kept on self/global), "passed" (handed to another call), "unreleased",
+    # "released-unprotected" (released, but not in a finally, with raising code between).
+    verdict: str
+    fixable: bool = False
+
+
+@dataclass
+class LifecycleFacts:
+    closes: list[CloseCall] = field(default_factory=list)
+    hooks: list[HookFact] = field(default_factory=list)
+    acquisitions: list[AcquireFact] = field(default_factory=list)
+    # function key -> names it declares `global`: a client assigned to one is long-lived
+    globals_declared: dict[str, set[str]] = field(default_factory=dict)
+    # module-level code closes something (a script's end): function keys called there too
+    module_level_calls: set[str] = field(default_factory=set)
+    # module-level names bound to a session factory (`SessionLocal = sessionmaker(...)`)
+    session_factories: set[str] = field(default_factory=set)
+
+
 @dataclass
 class ModuleSummary:
     path: str
@@ -134,3 +273,10 @@ class ModuleSummary:
     # Every pool/opener call with its arguments, and module-level constants (`NAME = value`).
     client_calls: list[ClientCallFact] = field(default_factory=list)
     constants: dict[str, Value] = field(default_factory=dict)
+    # Django settings: every `DATABASES` entry assigned at module level.
+    databases: list[DjangoDatabaseFact] = field(default_factory=list)
+    # Flask-SQLAlchemy: the extension and its engine settings, wherever they are written.
+    flask_sqlalchemy: list[FlaskSqlalchemyFact] = field(default_factory=list)
+    # URL discovery and lifecycle facts (DPL3xx/4xx/601), from dbpoollint.analysis.urlfacts.
+    urls: UrlFacts = field(default_factory=UrlFacts)
+    lifecycle: LifecycleFacts = field(default_factory=LifecycleFacts)

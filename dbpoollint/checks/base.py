@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.percall import PerCallReason, PerCallUse
+from dbpoollint.packs import PackSet
 
 DOC_SECTIONS = (
     "What it does",
@@ -77,6 +78,10 @@ class Project:
     used_per_call: dict[str, dict[str, PerCallUse]] = field(default_factory=dict)
     # (path, key) of functions whose callers close the client they return: not cacheable.
     closed_by_callers: set[tuple[str, str]] = field(default_factory=set)
+    # `[tool.dbpoollint.fix-values]`: the numbers DPL201/203/204 fixes write.
+    fix_values: dict[str, float] = field(default_factory=dict)
+    # The loaded packs (pooler pack included), for rules that classify URLs.
+    packs: PackSet | None = None
 
 
 class Rule:

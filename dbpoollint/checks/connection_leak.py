@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbpoollint.analysis.leaks import SESSION_CLASSES
+from dbpoollint.analysis.model import AcquireFact, ModuleSummary
+from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
+from dbpoollint.checks.lifecycle_shared import long_lived_clients
+from dbpoollint.packs import PackSet
+
+REPORTED = ("unreleased", "released-unprotected", "returned")
+
+
+class ConnectionLeak(Rule):
+    """
+    ## What it does
+    Finds a connection, pooled connection or session that a function acquires into a local
+    variable and does not release on every path.
+
+    - acquisitions: a pack's connection opener (`psycopg2.connect()`, `asyncpg.connect()`,
+      `pymysql.connect()`, ...); `.connect()` / `.raw_connection()` / `.getconn()` /
+      `.acquire()` on a long-lived engine or pool of the project (module level or lazy global,
+      in any checked module); a call of a session factory (`SessionLocal()` where
+      `SessionLocal = sessionmaker(...)`, `Session(engine)`, `sessionmaker(...)()`);
+    - released: used in `with` / `async with` (or `closing(...)`), or `close()` / `release()` /
+      `putconn(...)` on it inside a `finally:`.
+
+    What is decided, conservatively (the variable is followed by name within the function):
+    reported when nothing releases it; when the release is outside `finally` and a statement
+    between the acquisition and the release can raise or return (any call, `await`, `return`,
+    `raise`; plain assignments of names and literals cannot); when it is released after a
+    `yield` outside `try`/`finally`; and when a FastAPI dependency *returns* a session instead of
+    yielding it. Not reported when the variable escapes (returned from an ordinary function,
+    stored on an attribute, in a container or a global, or passed to another call): ownership
+    moved, and the receiver may release it. Request-scoped holder classes are not followed.
+
+    ## Why is this bad?
+    A connection that is not returned on an exception path stays checked out: the pool shrinks
+    by one per failure until requests wait for `pool_timeout` and fail with `QueuePool limit of
+    size 5 overflow 10 reached`, or, for direct connections, the server runs out of slots
+    (`too many clients already`). The leak only shows under errors, so it ships.
+
+    ## Example
+    ```python
+    def get_user(user_id):
+        conn = pool.getconn()
+        row = conn.cursor().execute(QUERY, (user_id,)).fetchone()  # raises -> leaked
+        pool.putconn(conn)
+        return row
+    ```
+
+    ## Use instead
+    ```python
+    def get_user(user_id):
+        conn = pool.getconn()
+        try:
+            return conn.cursor().execute(QUERY, (user_id,)).fetchone()
+        finally:
+            pool.putconn(conn)
+    ```
+
+    ## Fix safety
+    Unsafe, and only where the acquisition and its one release are statements of the same
+    block: the statements between them move into `try:` and the release into `finally:`. The
+    release then also runs when they raise or return early, which is the point, but it changes
+    what happens on those paths (a release that raises now hides the original exception).
+    A FastAPI dependency that ends with `return session` (and has no return annotation)
+    becomes `try: yield session` / `finally: session.close()` (`await` in an `async def`);
+    unsafe, because code calling the function directly now gets a generator. No rewrite for a
+    connection that is never released or for a release nested in another block.
+
+    ## Options
+    - User packs add openers (`[[openers]]` with `close = [...]`).
+
+    ## References
+    - [SQLAlchemy: working with engines and connections](https://docs.sqlalchemy.org/en/20/core/connections.html)
+    - [FastAPI: dependencies with yield](https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield/)
+    - [psycopg2: connection pools (putconn)](https://www.psycopg.org/docs/pool.html)
+    """
+
+    code = "DPL302"
+    name = "connection-leak"
+    fix_title = "Move the release into try/finally"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        if project.packs is None:
+            return
+        clients = {c.qualname for c in long_lived_clients(project)}
+        factories = {
+            f"{s.module}.{name}"
+            for s in project.summaries
+            for name in s.lifecycle.session_factories
+        }
+        for summary in project.summaries:
+            if summary.is_test:
+                continue
+            local_factories = {f"{summary.module}.{n}" for n in summary.lifecycle.session_factories}
+            for fact in summary.lifecycle.acquisitions:
+                if fact.verdict not in REPORTED:
+                    continue
+                what = _what(project.packs, summary, fact, clients, factories | local_factories)
+                if what is None:
+                    continue
+                message = self._message(project, summary, fact, what)
+                if message is None:
+                    continue
+                request = None
+                if fact.verdict == "released-unprotected" and fact.fixable:
+                    request = FixRequest("release-in-finally")
+                elif fact.verdict == "returned":
+                    request = FixRequest("yield-session")
+                yield Finding(summary.path, fact.span, self.code, message, fix_request=request)
+
+    def _message(
+        self, project: Project, summary: ModuleSummary, fact: AcquireFact, what: str
+    ) -> str | None:
+        name = fact.variable
+        if fact.verdict == "returned":
+            reason = project.per_call.get(summary.path, {}).get(fact.function)
+            if reason is None or reason.via is not None or "dependency" not in reason.root.label:
+                return None
+            return (
+                f"the dependency `{fact.function}` returns `{name}`, {what}: nothing closes it "
+                f"after the request; `yield {name}` inside `try:` and close it in `finally:`"
+            )
+        if fact.verdict == "unreleased":
+            return (
+                f"`{name}` ({what}) is never released in `{fact.function}`: every call leaks a "
+                f"connection; use `with` or release it in a `finally:`"
+            )
+        return (
+            f"`{name}` ({what}) is released outside `finally:` in `{fact.function}`: an "
+            f"exception or early return before the release leaks the connection; use `with` or "
+            f"move the release into `finally:`"
+        )
+
+
+def _what(
+    packs: PackSet,
+    summary: ModuleSummary,
+    fact: AcquireFact,
+    clients: set[str],
+    factories: set[str],
+) -> str | None:
+    """What was acquired, or None when the callee is not known to hand out a connection."""
+    opener = packs.client_call([fact.callee])
+    if opener is not None and opener.kind == "opener":
+        return f"{opener.library} connection from `{fact.callee}()`"
+    if fact.callee.endswith("()"):
+        factory = fact.callee.removesuffix("()")
+        qualified = {factory, f"{summary.module}.{factory}"}
+        if factory in SESSION_CLASSES or fact.callee.endswith("()()") or qualified & factories:
+            return f"a session from `{fact.callee}`"
+        return None
+    receiver, _, method = fact.callee.rpartition(".")
+    if {receiver, f"{summary.module}.{receiver}"} & clients:
+        return f"a connection from `{receiver.rsplit('.', 1)[-1]}.{method}()`"
+    return None

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dbpoollint.analysis.model import Span
+from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.project_files import read_project
+from dbpoollint.urls import mask, parse, real_password, urls_in_text
+
+
+class CredentialsInUrl(Rule):
+    """
+    ## What it does
+    Finds a password written into a connection URL in source or a committed config file.
+
+    Where: a string literal (or the literal parts of an f-string) in Python source, or a value
+    in a committed config file (`.env*`, `alembic.ini`, docker-compose / serverless
+    `environment:` blocks). Only URLs with a known
+    database or broker scheme (`postgresql`, `mysql`, `redis`, `mongodb`, `amqp`, ... from the
+    pooler pack's `url-schemes`) count.
+
+    What is *not* a finding, and how that is decided:
+    - a placeholder: an unknown part (`{password}`, `${DB_PASSWORD}`, `$PW`, `%(pw)s`,
+      `<password>`), or a well-known placeholder or local default (`password`, `changeme`,
+      `secret`, `postgres`, `example`, `your_password`, `***`, any value containing `password`
+      or `changeme`, one character repeated, the user name repeated);
+    - a URL to a loopback host (`localhost`, `127.0.0.1`, `::1`): a local development default;
+    - docstrings, tests and conftest; files ignored by `.gitignore` (not committed) are not
+      read at all when `respect-gitignore` is on (the default).
+    Templates such as `.env.example` follow the same decision: their placeholders pass, a
+    real-looking password in them is reported, since the file is committed.
+
+    ## Why is this bad?
+    A password in a committed file is in every clone, fork, CI log and backup, and outlives its
+    rotation in the git history. Connection URLs are copied around more than most secrets.
+
+    ## Example
+    ```python
+    engine = create_engine("postgresql://app:Xk82-vqPz@db.example.com:5432/app")
+    ```
+
+    ## Use instead
+    ```python
+    engine = create_engine(os.environ["DATABASE_URL"])
+    ```
+
+    ## Fix safety
+    No fix: where the secret should come from is the project's decision. Messages show URLs with
+    the password masked (`postgresql://app:***@db.example.com:5432/app`).
+
+    ## Options
+    - `per-file-ignores` for fixtures that hold fake credentials.
+
+    ## References
+    - [OWASP: secrets management cheat sheet](https://cheatsheetseries.owasp.org/cheatsheets/Secrets_Management_Cheat_Sheet.html)
+    - [The Twelve-Factor App: config](https://12factor.net/config)
+    """
+
+    code = "DPL601"
+    name = "credentials-in-url"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        schemes = project.packs.url_schemes if project.packs is not None else frozenset()
+        for summary in project.summaries:
+            if summary.is_test:
+                continue
+            for literal in summary.urls.literals:
+                for _, text in urls_in_text(literal.text):
+                    finding = self._finding(summary.path, literal.span, text, schemes)
+                    if finding is not None:
+                        yield finding
+                        break
+        config = read_project(project.files)
+        values = [*config.env, *(i.url for i in config.alembic if i.url is not None)]
+        for value in values:
+            for offset, text in urls_in_text(value.raw or value.value):
+                column = value.column + offset
+                span = Span(value.line, column, value.line, column + len(text))
+                finding = self._finding(value.path, span, text, schemes)
+                if finding is not None:
+                    yield finding
+                    break
+
+    def _finding(self, path: str, span: Span, text: str, schemes: frozenset[str]) -> Finding | None:
+        url = parse(text)
+        if url is None or not real_password(url):
+            return None
+        full_scheme = f"{url.scheme}+{url.driver}" if url.driver else url.scheme
+        if url.scheme not in schemes and full_scheme not in schemes:
+            return None
+        message = (
+            f"password written into the connection URL `{mask(text)}`: read the URL (or the "
+            f"password) from the environment or a secret store, and rotate this one"
+        )
+        return Finding(path, span, self.code, message)

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePath
+
+from dbpoollint.analysis.model import DjangoDbUrlFact, ModuleSummary, Span
+from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.checks.url_sources import ResolvedUrl, UrlResolver
+from dbpoollint.project_files import AlembicIni
+from dbpoollint.urls import parse
+
+
+class PoolerUrlInMigrations(Rule):
+    """
+    ## What it does
+    Finds database migrations that connect through a transaction pooler.
+
+    Reported: an alembic `env.py`
+    whose URL (`config.set_main_option("sqlalchemy.url", ...)`, `context.configure(url=...)`,
+    or an engine it creates) resolves to a pooler URL, or an `alembic.ini` whose
+    `sqlalchemy.url` does and that `env.py` does not override.
+
+    URLs are followed from literals, f-strings, `os.environ`/`os.getenv` (through the `.env*`,
+    docker-compose `environment:` and serverless files of the checked paths), module constants,
+    local helper functions, and pydantic `BaseSettings` fields. A pooler is recognised by the
+    pooler pack (`rules/poolers.toml`): Supabase/Supavisor port 6543, PgBouncer 6432,
+    `pgbouncer=true`, Neon `-pooler` hosts, DigitalOcean 25061, always with a PostgreSQL
+    scheme. Only transaction-mode poolers are reported: a session pooler (Supabase's 5432 on
+    `pooler.supabase.com`) or RDS Proxy (which pins) is fine for migrations. A docker-compose
+    port mapping such as `6432:5432` is not a URL and never counts.
+
+    ## Why is this bad?
+    In transaction mode the pooler hands each transaction to any server connection. Migrations
+    rely on one session: alembic's version table update and DDL in one transaction with
+    `transaction_per_migration`, `SET` commands, advisory locks, `CREATE INDEX CONCURRENTLY`
+    outside a transaction, prepared statements. Through a transaction pooler they fail with
+    `prepared statement ... does not exist`, hang on locks held by another client's session, or
+    apply half a migration.
+
+    ## Example
+    ```ini
+    # alembic.ini
+    sqlalchemy.url = postgresql://app:***@aws-0-eu-west-1.pooler.supabase.com:6543/postgres
+    ```
+
+    ## Use instead
+    ```python
+    # env.py: migrations use the direct URL, the application keeps the pooler one
+    config.set_main_option("sqlalchemy.url", os.environ["DIRECT_URL"])
+    ```
+
+    ## Fix safety
+    No fix: the direct URL is a separate secret the project has to provide. The message names
+    the convention (`DIRECT_URL` / `DATABASE_URL_DIRECT`) and the pooler's direct port.
+
+    ## Options
+    - A user pack (`packs = [...]`) with a `[[poolers]]` entry for a host with `mode = "direct"`
+      declares it not a pooler; `mode = "transaction"` adds one.
+
+    ## References
+    - [Supabase: connecting to Postgres (direct vs pooler)](https://supabase.com/docs/guides/database/connecting-to-postgres)
+    - [PgBouncer: feature map per pool mode](https://www.pgbouncer.org/features.html)
+    - [Prisma: `directUrl` for migrations](https://www.prisma.io/docs/orm/reference/prisma-schema-reference#fields)
+    """
+
+    code = "DPL401"
+    name = "pooler-url-in-migrations"
+
+    def check(self, project: Project) -> Iterator[Finding]:
+        resolver = UrlResolver(project)
+        overridden_inis: set[str] = set()
+        for summary in project.summaries:
+            if not summary.urls.is_alembic_env:
+                continue
+            overrides = any(
+                f.kind in ("set-main-option", "configure-url") for f in summary.urls.migration_urls
+            )
+            for fact in summary.urls.migration_urls:
+                if fact.value is not None:
+                    urls = resolver.resolve(summary, fact.value, None)
+                    yield from self._report(
+                        resolver, summary.path, fact.span, urls, "alembic env.py"
+                    )
+            for call in summary.client_calls:
+                if call.kind == "pool":
+                    urls = resolver.call_urls(summary, call)
+                    yield from self._report(
+                        resolver, summary.path, call.span, urls, "alembic env.py"
+                    )
+            ini = _ini_for(summary, resolver.config.alembic)
+            if ini is not None and overrides:
+                overridden_inis.add(ini.path)
+        for summary in project.summaries:
+            for entry in summary.urls.django_databases:
+                yield from self._report(
+                    resolver,
+                    summary.path,
+                    entry.span,
+                    _django_urls(resolver, summary, entry),
+                    f"Django `migrate`, `DATABASES['{entry.alias}']`",
+                )
+        for ini in resolver.config.alembic:
+            if ini.url is None or ini.path in overridden_inis:
+                continue
+            url = ini.url
+            span = Span(url.line, url.column, url.line, url.column + len(url.value))
+            parsed = parse(url.value)
+            if parsed is not None:
+                found = [ResolvedUrl(parsed, "")]
+                yield from self._report(resolver, ini.path, span, found, "alembic.ini")
+
+    def _report(
+        self,
+        resolver: UrlResolver,
+        path: str,
+        span: Span,
+        urls: list[ResolvedUrl],
+        runner: str,
+    ) -> Iterator[Finding]:
+        for resolved in urls:
+            pooler = resolver.classify(resolved.url)
+            if pooler is None or pooler.mode != "transaction":
+                continue
+            direct = (
+                f"port {pooler.direct_port}" if pooler.direct_port else "the database's own host"
+            )
+            message = (
+                f"migrations ({runner}) connect through {pooler.title}: "
+                f"{resolved.described()}; a transaction pooler breaks the single session "
+                f"migrations need (locks, SET, DDL transactions): give migrations a direct URL "
+                f"(`DIRECT_URL` / `DATABASE_URL_DIRECT`, {direct}) and keep the pooler for "
+                f"the application"
+            )
+            yield Finding(path, span, self.code, message)
+            return  # one finding per site, for the first pooler URL
+
+
+def _django_urls(
+    resolver: UrlResolver, summary: ModuleSummary, fact: DjangoDbUrlFact
+) -> list[ResolvedUrl]:
+    """The entry's URL, or `postgresql://HOST:PORT/` built from the values HOST and PORT take."""
+    if fact.url is not None:
+        return resolver.resolve(summary, fact.url, None)
+    if fact.engine is not None:
+        engines = resolver.resolve_texts(summary, fact.engine)
+        if engines and not any("postg" in text for text, _ in engines):
+            return []
+    hosts = resolver.resolve_texts(summary, fact.host) if fact.host is not None else []
+    ports = resolver.resolve_texts(summary, fact.port) if fact.port is not None else [("", "")]
+    found = []
+    for host, host_origin in hosts or [("", "")]:
+        for port, port_origin in ports:
+            if not host and not port:
+                continue
+            text = f"postgresql://{host or 'localhost'}" + (f":{port}" if port else "") + "/"
+            parsed = parse(text)
+            origins = " and ".join(o for o in (host_origin, port_origin) if o)
+            if parsed is not None and (host or fact.host is None):
+                found.append(ResolvedUrl(parsed, origins))
+    return found
+
+
+def _ini_for(summary: ModuleSummary, inis: list[AlembicIni]) -> AlembicIni | None:
+    """The alembic.ini whose `script_location` is env.py's folder; else the nearest above it."""
+    folder = PurePath(summary.path).parent
+    for ini in inis:
+        location = ini.script_location
+        if location and PurePath(PurePath(ini.path).parent, location) == folder:
+            return ini
+    candidates = [i for i in inis if PurePath(i.path).parent in (folder, *folder.parents)]
+    return max(candidates, key=lambda i: len(PurePath(i.path).parts), default=None)

@@ -1,0 +1,195 @@
+"""Shared by the URL rules: follow a value to the connection URLs it can hold, and classify them.
+
+A value resolves to zero or more candidate URLs, each with where it comes from:
+
+- a string literal, an f-string or `"...".format()` template (unknown parts stay unknown);
+- `os.environ[...]` / `os.getenv(...)`: every `.env*`, compose and serverless value of that
+  variable in the checked paths; the default written in code only when none sets it;
+- a module constant (`DATABASE_URL = ...`), a local name or a function of the same module that
+  returns one value, a constant imported from another checked module;
+- a pydantic `BaseSettings` field (`settings.DATABASE_URL`, the instance created at module
+  level in any checked module): the env files' values for its variable (prefix, aliases and
+  case-insensitivity honoured), else the field's default.
+
+Anything else is unknown and yields nothing: an unresolved URL is never a pooler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import PurePath
+
+from dbpoollint.analysis.model import ClientCallFact, ModuleSummary
+from dbpoollint.analysis.values import Value
+from dbpoollint.checks.base import Project
+from dbpoollint.packs import ClientCall, PackSet, Pooler, load_packs
+from dbpoollint.project_files import ConfigValue, ProjectConfig, read_project
+from dbpoollint.urls import ParsedUrl, classify, mask, parse
+
+FALLBACK_URL_KEYWORDS = ("url", "dsn", "conninfo", "name_or_url", "database_url")
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class ResolvedUrl:
+    url: ParsedUrl
+    origin: str  # "" for a literal at the use site, else e.g. "`.env:3`", "the default of ..."
+    config: ConfigValue | None = None
+    at_call: bool = False  # the literal is written inside the call's arguments
+
+    @property
+    def masked(self) -> str:
+        return mask(self.url.text)
+
+    def described(self) -> str:
+        return f"`{self.masked}`" + (f" (from {self.origin})" if self.origin else "")
+
+
+class UrlResolver:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.parse_text: Callable[[str], ParsedUrl | None] = parse
+        self.packs: PackSet = project.packs or load_packs()
+        self.by_module = {s.module: s for s in project.summaries}
+
+    @cached_property
+    def config(self) -> ProjectConfig:
+        return read_project(self.project.files)
+
+    def classify(self, url: ParsedUrl) -> Pooler | None:
+        return classify(url, self.packs)
+
+    def resolve(
+        self, summary: ModuleSummary, value: Value, function: str | None = None
+    ) -> list[ResolvedUrl]:
+        return self._resolve(summary, value, function, 0, at_call=True)
+
+    def _resolve(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int, at_call: bool
+    ) -> list[ResolvedUrl]:
+        if depth > MAX_DEPTH:
+            return []
+        if value.kind in ("literal", "fstring"):
+            text = value.literal
+            parsed = self.parse_text(text) if isinstance(text, str) else None
+            return [ResolvedUrl(parsed, "", at_call=at_call)] if parsed else []
+        if value.kind == "env":
+            return self._env(summary, value.name, value.literal, at_call, case_sensitive=True)
+        if value.kind == "name":
+            return self._name(summary, value, function, depth)
+        return []
+
+    def _env(
+        self,
+        summary: ModuleSummary,
+        name: str,
+        default: object,
+        at_call: bool,
+        case_sensitive: bool,
+    ) -> list[ResolvedUrl]:
+        """Only env files in the module's folder or above it apply: in a monorepo, another
+        service's `.env` says nothing about this one."""
+        found = (
+            self.config.values_of(name)
+            if case_sensitive
+            else self.config.values_of_insensitive(name)
+        )
+        folders = {str(p) for p in PurePath(summary.path).parents}
+        found = [v for v in found if str(PurePath(v.path).parent) in folders]
+        results = []
+        for config_value in found:
+            parsed = self.parse_text(config_value.value)
+            if parsed is not None:
+                results.append(ResolvedUrl(parsed, f"`{config_value.where()}`", config_value))
+        if not found and isinstance(default, str):
+            parsed = self.parse_text(default)
+            if parsed is not None:
+                origin = f"the default of `{name}`" if not at_call else ""
+                results.append(ResolvedUrl(parsed, origin, at_call=at_call))
+        return results
+
+    def _name(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int
+    ) -> list[ResolvedUrl]:
+        name = value.name or value.code
+        # A local (or module-level) name, or a zero-argument function of this module.
+        for key in (f"{function}:{name}" if function else "", f":{name}"):
+            if key and key in summary.urls.resolved_names:
+                return self._follow(summary, summary.urls.resolved_names[key], None, depth)
+        if name in summary.constants:
+            return self._follow(summary, summary.constants[name], None, depth)
+        # `settings.FIELD` on an instance of a settings class, here or in another module.
+        owner, _, attribute = name.rpartition(".")
+        if owner:
+            module_name, _, instance = owner.rpartition(".")
+            target = self.by_module.get(module_name) if module_name else summary
+            if target is not None and instance in target.urls.settings_instances:
+                return self._settings_field(
+                    target, target.urls.settings_instances[instance], attribute, depth
+                )
+            # `from app.config import DATABASE_URL`
+            module = self.by_module.get(owner)
+            if module is not None and attribute in module.constants:
+                return self._follow(module, module.constants[attribute], None, depth)
+        return []
+
+    def _follow(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int
+    ) -> list[ResolvedUrl]:
+        return self._resolve(summary, value, function, depth + 1, at_call=False)
+
+    def _settings_field(
+        self, summary: ModuleSummary, class_key: str, field: str, depth: int
+    ) -> list[ResolvedUrl]:
+        for fact in summary.urls.settings_fields:
+            if fact.class_key != class_key or fact.name != field:
+                continue
+            results: list[ResolvedUrl] = []
+            for env_name in fact.env_names:
+                results.extend(
+                    self._env(summary, env_name, None, False, case_sensitive=fact.case_sensitive)
+                )
+            if results:
+                return results
+            if fact.default is not None:
+                return self._follow(summary, fact.default, None, depth)
+        return []
+
+    def resolve_texts(self, summary: ModuleSummary, value: Value) -> list[tuple[str, str]]:
+        """(text, origin) of every string the value can be: a host, a port, an engine name."""
+        if value.kind == "literal" and isinstance(value.literal, int | float):
+            return [(str(value.literal), "")]
+        self.parse_text = _as_text
+        try:
+            found = self.resolve(summary, value, None)
+        finally:
+            self.parse_text = parse
+        return [(r.url.text, r.origin) for r in found]
+
+    # --- client calls --------------------------------------------------------------------------
+
+    def call_urls(self, summary: ModuleSummary, fact: ClientCallFact) -> list[ResolvedUrl]:
+        call = self.packs.client_call([fact.callee])
+        value = url_argument(fact, call)
+        if value is None:
+            return []
+        return self.resolve(summary, value, fact.function)
+
+
+def url_argument(fact: ClientCallFact, call: ClientCall | None) -> Value | None:
+    """The URL argument as the pack declares it (`url-position`, `url-keywords`), else the
+    usual spellings: the first positional argument, `url=`, `dsn=`, `conninfo=`."""
+    position = getattr(call, "url_position", None) if call is not None else None
+    keywords: tuple[str, ...] = getattr(call, "url_keywords", ()) if call is not None else ()
+    for keyword in keywords or FALLBACK_URL_KEYWORDS:
+        found = fact.keyword(keyword)
+        if found is not None:
+            return found
+    index = position if position is not None else 0
+    return fact.positional[index] if index < len(fact.positional) else None
+
+
+def _as_text(text: str) -> ParsedUrl:
+    return ParsedUrl(text, "", "", None, None, None, None, False, None, ())
