@@ -6,6 +6,7 @@ The rule table comes from the rules' own docs; the pool-knob table comes from th
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def rules_table() -> str:
     rows = ["| code | name | what it finds | fix |", "|---|---|---|---|"]
     for rule in ALL_RULES:
         summary = " ".join(rule.summary().split())
-        first_sentence = summary.split(". ")[0].rstrip(".") + "."
+        # The first sentence; a list ending in "..." is not its end.
+        first_sentence = re.split(r"(?<!\.\.)\. ", summary)[0]
+        if not first_sentence.endswith("..."):
+            first_sentence = first_sentence.rstrip(".") + "."
         fix = rule.fix_title or "none"
         rows.append(f"| {rule.code} | {rule.name} | {first_sentence} | {fix} |")
     return "\n".join(rows)
