@@ -14,19 +14,11 @@ from dataclasses import dataclass, field, replace
 import libcst as cst
 
 from dbpoollint.checks.base import Edit, Finding, Fix, FixRequest
-from dbpoollint.factory_fix import cache_factories
-from dbpoollint.fixes import (
-    AddArgument,
-    CallEdit,
-    HoistRequest,
-    add_arguments,
-    edit_calls,
-    edits_between,
-    hoist,
-    register_atexit_closes,
-    release_in_finally,
-    yield_session,
-)
+from dbpoollint.codemods.cache_factory import cache_factories
+from dbpoollint.codemods.call_args import AddArgument, CallEdit, add_arguments, edit_calls
+from dbpoollint.codemods.hoist import HoistRequest, hoist
+from dbpoollint.codemods.lifecycle import register_atexit_closes, release_in_finally, yield_session
+from dbpoollint.fixes import edits_between
 from dbpoollint.packs import PackSet
 from dbpoollint.source import SourceError, decode
 from dbpoollint.writer import encode_like

@@ -15,7 +15,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from dbpoollint.fixes import HoistRequest, hoist
+from dbpoollint.codemods.hoist import HoistRequest, hoist
 from dbpoollint.packs import load_packs
 from tests.conftest import FIXTURES, check_json, run_cli
 

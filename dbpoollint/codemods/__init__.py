@@ -1,0 +1,1 @@
+"""One codemod per kind of fix; `dbpoollint.fixing` maps fix requests onto them."""

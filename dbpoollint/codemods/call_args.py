@@ -1,0 +1,345 @@
+"""Edit the arguments of a call: set keywords or dict keys, strip URL query parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import (
+    MetadataWrapper,
+    PositionProvider,
+)
+
+# --- DPL402 / DPL403: edit the arguments of one call -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallEdit:
+    """Edit the call starting at (line, column) (1-based column, as findings report it)."""
+
+    line: int
+    column: int
+    # DPL402: (keyword, python code) to set, directly or inside the `container` dict argument.
+    container: str = ""
+    entries: tuple[tuple[str, str], ...] = ()
+    # DPL403: URL query parameters to remove from string literals among the arguments.
+    strip_params: tuple[str, ...] = ()
+
+
+def _set_keywords(call: cst.Call, entries: Sequence[tuple[str, str]]) -> cst.Call:
+    args = list(call.args)
+    for keyword, code in entries:
+        value = cst.parse_expression(code)
+        existing = next(
+            (i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == keyword),
+            None,
+        )
+        if existing is not None:
+            args[existing] = args[existing].with_changes(value=value)
+            continue
+        new = cst.Arg(
+            value=value,
+            keyword=cst.Name(keyword),
+            equal=cst.AssignEqual(
+                whitespace_before=cst.SimpleWhitespace(""),
+                whitespace_after=cst.SimpleWhitespace(""),
+            ),
+        )
+        args = _append(args, new, call.whitespace_before_args)
+    return call.with_changes(args=args)
+
+
+def _append(
+    args: list[cst.Arg], new: cst.Arg, leading: cst.BaseParenthesizableWhitespace
+) -> list[cst.Arg]:
+    """Append an argument, keeping a trailing comma and one-per-line layout when present."""
+    if not args:
+        return [new]
+    last = args[-1]
+    if isinstance(last.comma, cst.Comma):
+        between = cst.Comma(whitespace_after=_without_comment(leading))
+        return [*args[:-1], last.with_changes(comma=between), new.with_changes(comma=last.comma)]
+    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    return [*args[:-1], last.with_changes(comma=comma), new]
+
+
+def _without_comment(
+    whitespace: cst.BaseParenthesizableWhitespace,
+) -> cst.BaseParenthesizableWhitespace:
+    """The line break and indentation of the first item, without a comment after the bracket."""
+    if isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+    return cst.SimpleWhitespace(" ")
+
+
+def _set_dict_entries(node: cst.Dict, entries: Sequence[tuple[str, str]]) -> cst.Dict:
+    elements = list(node.elements)
+    for keyword, code in entries:
+        value = cst.parse_expression(code)
+        index = next(
+            (
+                i
+                for i, e in enumerate(elements)
+                if isinstance(e, cst.DictElement)
+                and isinstance(e.key, cst.SimpleString)
+                and e.key.evaluated_value == keyword
+            ),
+            None,
+        )
+        if index is not None:
+            element = elements[index]
+            assert isinstance(element, cst.DictElement)
+            elements[index] = element.with_changes(value=value)
+            continue
+        new = cst.DictElement(key=cst.SimpleString(f'"{keyword}"'), value=value)
+        if elements and isinstance(elements[-1].comma, cst.Comma):
+            last = elements[-1]
+            between = cst.Comma(whitespace_after=_without_comment(node.lbrace.whitespace_after))
+            elements = [
+                *elements[:-1],
+                last.with_changes(comma=between),
+                new.with_changes(comma=last.comma),
+            ]
+        elif elements:
+            comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+            elements = [*elements[:-1], elements[-1].with_changes(comma=comma), new]
+        else:
+            elements = [new]
+    return node.with_changes(elements=elements)
+
+
+def _dict_code(entries: Sequence[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in entries) + "}"
+
+
+def _set_container(
+    call: cst.Call, container: str, entries: Sequence[tuple[str, str]]
+) -> cst.Call | None:
+    """None when the options are a variable: adding to it here would be guesswork."""
+    index = next(
+        (
+            i
+            for i, a in enumerate(call.args)
+            if a.keyword is not None and a.keyword.value == container
+        ),
+        None,
+    )
+    if index is None:
+        return _set_keywords(call, [(container, _dict_code(entries))])
+    value = call.args[index].value
+    if isinstance(value, cst.Dict):
+        new_value: cst.BaseExpression = _set_dict_entries(value, entries)
+    elif (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Name)
+        and value.func.value == "dict"
+    ):
+        new_value = _set_keywords(value, entries)
+    else:
+        return None
+    args = list(call.args)
+    args[index] = args[index].with_changes(value=new_value)
+    return call.with_changes(args=args)
+
+
+def strip_query_params(url: str, params: Sequence[str]) -> str:
+    base, question, query = url.partition("?")
+    if not question:
+        return url
+    kept = [p for p in query.split("&") if p and p.split("=", 1)[0] not in params]
+    return base + ("?" + "&".join(kept) if kept else "")
+
+
+class _StripParams(cst.CSTTransformer):
+    def __init__(self, params: Sequence[str]) -> None:
+        super().__init__()
+        self.params = params
+        self.changed = False
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        value = original_node.evaluated_value
+        if not isinstance(value, str) or original_node.raw_value != value or "?" not in value:
+            return updated_node
+        stripped = strip_query_params(value, self.params)
+        if stripped == value:
+            return updated_node
+        self.changed = True
+        return updated_node.with_changes(
+            value=f"{original_node.prefix}{original_node.quote}{stripped}{original_node.quote}"
+        )
+
+
+class _CallEditor(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, edits: Sequence[CallEdit]) -> None:
+        super().__init__()
+        self.edits = {(e.line, e.column): e for e in edits}
+        self.done: set[tuple[int, int]] = set()
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        position = self.get_metadata(PositionProvider, original_node)
+        key = (position.start.line, position.start.column + 1)
+        edit = self.edits.get(key)
+        if edit is None:
+            return updated_node
+        result: cst.Call | None = updated_node
+        if edit.entries:
+            if edit.container:
+                result = _set_container(updated_node, edit.container, edit.entries)
+            else:
+                result = _set_keywords(updated_node, edit.entries)
+        if edit.strip_params and result is not None:
+            stripper = _StripParams(edit.strip_params)
+            args = [a.with_changes(value=a.value.visit(stripper)) for a in result.args]
+            result = result.with_changes(args=args) if stripper.changed else None
+        if result is None:
+            return updated_node
+        self.done.add(key)
+        return result
+
+
+def edit_calls(source: str, edits: Sequence[CallEdit]) -> tuple[str, list[bool]]:
+    """Apply every edit in one transform; per edit, whether it could be made."""
+    module = cst.parse_module(source)
+    editor = _CallEditor(edits)
+    fixed = MetadataWrapper(module).visit(editor)
+    return fixed.code, [(e.line, e.column) in editor.done for e in edits]
+
+
+# --- add a keyword argument or a dict key (DPL201-DPL205) --------------------------------------
+
+
+@dataclass(frozen=True)
+class AddArgument:
+    """Add `keyword=value` to the call at (line, column), `"keyword": value` to a dict there,
+    or `within={"keyword": value}` (a key inside `connect_args=`, created when absent)."""
+
+    line: int
+    column: int
+    keyword: str
+    value: str
+    within: str = ""
+
+
+def _separator(
+    items: Sequence[cst.Arg] | Sequence[cst.BaseDictElement],
+    opening: cst.BaseParenthesizableWhitespace,
+) -> cst.Comma:
+    """The comma between the last item and a new one, copied from the existing layout."""
+    if len(items) > 1 and isinstance(items[-2].comma, cst.Comma):
+        return items[-2].comma
+    if isinstance(opening, cst.ParenthesizedWhitespace):
+        return cst.Comma(whitespace_after=opening)
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def _with_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
+    args = list(call.args)
+    if not args:
+        return call.with_changes(args=[arg])
+    last = args[-1]
+    separator = _separator(args, call.whitespace_before_args)
+    if isinstance(last.comma, cst.Comma):  # trailing comma: the new item takes it
+        args[-1] = last.with_changes(comma=separator)
+        args.append(arg.with_changes(comma=last.comma))
+    else:
+        args[-1] = last.with_changes(comma=separator)
+        args.append(arg)
+    return call.with_changes(args=args)
+
+
+def _with_element(node: cst.Dict, element: cst.DictElement) -> cst.Dict:
+    elements = list(node.elements)
+    if not elements:
+        return node.with_changes(elements=[element])
+    last = elements[-1]
+    separator = _separator(elements, node.lbrace.whitespace_after)
+    if isinstance(last.comma, cst.Comma):
+        elements[-1] = last.with_changes(comma=separator)
+        elements.append(element.with_changes(comma=last.comma))
+    else:
+        elements[-1] = last.with_changes(comma=separator)
+        elements.append(element)
+    return node.with_changes(elements=elements)
+
+
+def _keyword_arg(keyword: str, value: str) -> cst.Arg:
+    return cst.Arg(
+        value=cst.parse_expression(value),
+        keyword=cst.Name(keyword),
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+        ),
+    )
+
+
+def _dict_element(key: str, value: str) -> cst.DictElement:
+    return cst.DictElement(cst.SimpleString(f'"{key}"'), cst.parse_expression(value))
+
+
+class _AddArguments(cst.CSTTransformer):
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, requests: Sequence[AddArgument]) -> None:
+        super().__init__()
+        self.by_position: dict[tuple[int, int], list[AddArgument]] = {}
+        for request in requests:
+            self.by_position.setdefault((request.line, request.column), []).append(request)
+        self.done: set[AddArgument] = set()
+
+    def _requests(self, node: cst.CSTNode) -> list[AddArgument]:
+        position = self.get_metadata(PositionProvider, node)
+        return self.by_position.get((position.start.line, position.start.column + 1), [])
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
+        for request in self._requests(original_node):
+            names = {a.keyword.value for a in updated_node.args if a.keyword is not None}
+            if not request.within:
+                if request.keyword not in names:
+                    new = _keyword_arg(request.keyword, request.value)
+                    updated_node = _with_arg(updated_node, new)
+                self.done.add(request)
+                continue
+            if request.within not in names:
+                value = f'{{"{request.keyword}": {request.value}}}'
+                updated_node = _with_arg(updated_node, _keyword_arg(request.within, value))
+                self.done.add(request)
+                continue
+            args = list(updated_node.args)
+            for index, arg in enumerate(args):
+                if (
+                    arg.keyword is not None
+                    and arg.keyword.value == request.within
+                    and isinstance(arg.value, cst.Dict)
+                    and all(isinstance(e, cst.DictElement) for e in arg.value.elements)
+                ):
+                    element = _dict_element(request.keyword, request.value)
+                    args[index] = arg.with_changes(value=_with_element(arg.value, element))
+                    self.done.add(request)
+            updated_node = updated_node.with_changes(args=args)
+        return updated_node
+
+    def leave_Dict(self, original_node: cst.Dict, updated_node: cst.Dict) -> cst.Dict:
+        for request in self._requests(original_node):
+            keys = {
+                e.key.evaluated_value
+                for e in updated_node.elements
+                if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
+            }
+            if request.keyword not in keys:
+                element = _dict_element(request.keyword, request.value)
+                updated_node = _with_element(updated_node, element)
+            self.done.add(request)
+        return updated_node
+
+
+def add_arguments(source: str, requests: Sequence[AddArgument]) -> tuple[str, set[AddArgument]]:
+    """Apply every request; return the new source and the requests that were applied."""
+    wrapper = MetadataWrapper(cst.parse_module(source))
+    transformer = _AddArguments(requests)
+    fixed = wrapper.visit(transformer)
+    return fixed.code, transformer.done

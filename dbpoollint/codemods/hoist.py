@@ -1,0 +1,446 @@
+"""Hoist a client built per call into a module-level lazy singleton (the DPL101 fix).
+
+The call inside the handler becomes a call to a generated getter placed after the imports:
+
+- sync clients: double-checked locking with a ``threading.Lock``: the fast path reads one global,
+  and a first call from many threads at once still builds one client (``functools.cache`` does
+  not promise that: two threads can both miss and both build);
+- awaitable constructors (``await asyncpg.create_pool(...)``): an ``async`` getter guarded by an
+  ``asyncio.Lock``, so concurrent tasks await one construction and the awaited pool is cached,
+  never a coroutine;
+- async clients built synchronously (``redis.asyncio.Redis``, ``create_async_engine``, Motor): a
+  plain lazy getter, because nothing can interleave between the ``is None`` check and the
+  assignment inside one event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import (
+    Assignment,
+    BuiltinScope,
+    CodeRange,
+    GlobalScope,
+    MetadataWrapper,
+    PositionProvider,
+    QualifiedNameProvider,
+    ScopeProvider,
+)
+
+from dbpoollint.checks.base import Fix
+from dbpoollint.fixes import (
+    edits_between,
+    imports_module,
+    insertion_index,
+    strip_blank,
+    taken_names,
+    unique_name,
+)
+from dbpoollint.packs import ClientCall
+
+REQUEST_OBJECTS = ("flask.request", "quart.request", "flask.session", "flask.g", "quart.g")
+ENVIRONMENT_READS = ("os.environ", "os.getenv", "os.environ.get")
+
+
+@dataclass(frozen=True)
+class HoistRequest:
+    line: int
+    column: int
+    call: ClientCall
+    in_handler: bool  # the call sits in the handler itself, so its parameters are request data
+
+
+@dataclass(frozen=True)
+class HoistPlan:
+    request: HoistRequest
+    applicability: str | None  # "safe", "unsafe", or None when no fix applies
+    reason: str
+
+
+@dataclass
+class _Target:
+    request: HoistRequest
+    call: cst.Call
+    replace: cst.BaseExpression  # the node replaced: the call, or the `await` around it
+    function: cst.FunctionDef
+    variable: str | None
+    close_statements: list[cst.SimpleStatementLine]
+
+
+def _reindent(construction: str, old_indent: str, new_indent: str) -> str:
+    """Move the continuation lines of a multi-line call to the getter's indentation."""
+    lines = construction.split("\n")
+    if len(lines) == 1 or '"""' in construction or "'''" in construction:
+        return construction
+    moved = [lines[0]]
+    for line in lines[1:]:
+        body = line.removeprefix(old_indent) if line.startswith(old_indent) else line.lstrip()
+        moved.append(new_indent + body if body else body)
+    return "\n".join(moved)
+
+
+def _getter_code(name: str, variable: str, construction: str, call: ClientCall) -> str:
+    note = '    """Built once per process, on first use (hoisted by dbpoollint DPL101)."""\n'
+    if call.awaitable:
+        return (
+            f"{variable} = None\n{variable}_lock = asyncio.Lock()\n\n\n"
+            f"async def {name}():\n{note}    global {variable}\n"
+            f"    if {variable} is None:\n        async with {variable}_lock:\n"
+            f"            if {variable} is None:\n"
+            f"                {variable} = await {construction}\n"
+            f"    return {variable}\n"
+        )
+    if call.asynchronous:
+        return (
+            f"{variable} = None\n\n\ndef {name}():\n{note}    global {variable}\n"
+            f"    if {variable} is None:\n        {variable} = {construction}\n"
+            f"    return {variable}\n"
+        )
+    return (
+        f"{variable} = None\n{variable}_lock = threading.Lock()\n\n\n"
+        f"def {name}():\n{note}    global {variable}\n"
+        f"    if {variable} is None:\n        with {variable}_lock:\n"
+        f"            if {variable} is None:\n"
+        f"                {variable} = {construction}\n"
+        f"    return {variable}\n"
+    )
+
+
+class _Finder(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider, QualifiedNameProvider)
+
+    def __init__(self, requests: Sequence[HoistRequest]) -> None:
+        super().__init__()
+        self.by_position = {(r.line, r.column): r for r in requests}
+        self.functions: list[cst.FunctionDef] = []
+        self.ancestors: list[cst.CSTNode] = []
+        self.targets: list[_Target] = []
+        self.plans: dict[HoistRequest, HoistPlan] = {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.ancestors.append(node)
+        if isinstance(node, cst.FunctionDef):
+            self.functions.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.ancestors.pop()
+        if isinstance(original_node, cst.FunctionDef):
+            self.functions.pop()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        position: CodeRange = self.get_metadata(PositionProvider, node)
+        request = self.by_position.get((position.start.line, position.start.column + 1))
+        if request is None or not self.functions:
+            return
+        plan = self._plan(request, node)
+        self.plans[request] = plan
+
+    def _plan(self, request: HoistRequest, node: cst.Call) -> HoistPlan:
+        function = self.functions[-1]
+        parent = self.ancestors[-2]
+        replace: cst.BaseExpression = node
+        if request.call.awaitable:
+            if not isinstance(parent, cst.Await):
+                return HoistPlan(request, None, "the awaitable constructor is not awaited directly")
+            replace = parent
+        elif isinstance(parent, cst.Await):
+            return HoistPlan(request, None, "an awaited result cannot be shared as is")
+        if any(isinstance(a, cst.WithItem) for a in self.ancestors[-3:]):
+            return HoistPlan(request, None, "a `with` block closes the client when it ends")
+        if not self._module_level_name(node.func):
+            return HoistPlan(request, None, "the constructor is imported inside the function")
+        verdict = self._arguments_verdict(request, node)
+        if verdict is None:
+            return HoistPlan(
+                request, None, "its arguments depend on request data: use a keyed cache instead"
+            )
+        variable = self._assigned_variable(replace)
+        closes = _close_statements(function, variable, request.call) if variable else []
+        applicability = "unsafe" if closes or verdict == "unsafe" else "safe"
+        self.targets.append(_Target(request, node, replace, function, variable, closes))
+        reason = "the handler closes the client" if closes else "arguments are constant"
+        return HoistPlan(request, applicability, reason)
+
+    def _assigned_variable(self, replace: cst.BaseExpression) -> str | None:
+        parent = self.ancestors[-3] if isinstance(replace, cst.Await) else self.ancestors[-2]
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if isinstance(target, cst.Name):
+                return target.value
+        return None
+
+    def _module_level_name(self, expression: cst.BaseExpression) -> bool:
+        root = expression
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if not isinstance(root, cst.Name):
+            return False
+        scope = self.get_metadata(ScopeProvider, root, None)
+        if scope is None:
+            return False
+        return all(isinstance(a.scope, GlobalScope) for a in scope[root.value]) and bool(
+            scope[root.value]
+        )
+
+    def _arguments_verdict(self, request: HoistRequest, node: cst.Call) -> str | None:
+        """ "safe" (constants, env, settings), "unsafe" (helper parameters), None (request data)."""
+        verdict = "safe"
+        for argument in node.args:
+            for name in _names_in(argument.value):
+                qualnames = {q.name for q in self.get_metadata(QualifiedNameProvider, name, set())}
+                if qualnames & set(REQUEST_OBJECTS):
+                    return None
+                scope = self.get_metadata(ScopeProvider, name, None)
+                if scope is None:
+                    continue
+                assignments = list(scope[name.value]) if name.value in scope else []
+                if not assignments:
+                    continue  # builtins
+                if all(isinstance(a.scope, GlobalScope | BuiltinScope) for a in assignments):
+                    continue  # module constants, settings objects, imports, builtins
+                is_parameter = any(
+                    isinstance(a, Assignment) and isinstance(a.node, cst.Param) for a in assignments
+                )
+                if not is_parameter or request.in_handler:
+                    return None
+                verdict = "unsafe"
+        return verdict
+
+
+def _names_in(expression: cst.CSTNode) -> list[cst.Name]:
+    """Names read by an expression, skipping attribute names (`x.attr` reads `x` only)."""
+    found: list[cst.Name] = []
+
+    class Collector(cst.CSTVisitor):
+        def visit_Attribute(self, node: cst.Attribute) -> bool:
+            node.value.visit(self)
+            return False
+
+        def visit_Name(self, node: cst.Name) -> None:
+            found.append(node)
+
+        def visit_Arg(self, node: cst.Arg) -> bool:
+            node.value.visit(self)
+            return False
+
+    expression.visit(Collector())
+    return found
+
+
+def _close_statements(
+    function: cst.FunctionDef, variable: str, call: ClientCall
+) -> list[cst.SimpleStatementLine]:
+    found: list[cst.SimpleStatementLine] = []
+
+    class Closes(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+            if len(node.body) != 1 or not isinstance(node.body[0], cst.Expr):
+                return
+            value = node.body[0].value
+            if isinstance(value, cst.Await):
+                value = value.expression
+            if (
+                isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and isinstance(value.func.value, cst.Name)
+                and value.func.value.value == variable
+                and value.func.attr.value in call.close
+            ):
+                found.append(node)
+
+    function.body.visit(Closes())
+    return found
+
+
+class _Rewriter(cst.CSTTransformer):
+    def __init__(
+        self, replacements: Mapping[cst.CSTNode, cst.BaseExpression], removals: set[cst.CSTNode]
+    ):
+        super().__init__()
+        self.replacements = replacements
+        self.removals = removals
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        return self.replacements.get(original_node, updated_node)
+
+    def leave_Await(self, original_node: cst.Await, updated_node: cst.Await) -> cst.BaseExpression:
+        return self.replacements.get(original_node, updated_node)
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine | cst.RemovalSentinel:
+        if original_node in self.removals:
+            return cst.RemoveFromParent()
+        return updated_node
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if not updated_node.body:
+            return updated_node.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
+        return updated_node
+
+
+def hoist(
+    source: str, requests: Sequence[HoistRequest], allow_unsafe: bool
+) -> tuple[str, list[HoistPlan]]:
+    """Apply every applicable hoist; return the new source and the plan for each request."""
+    module = cst.parse_module(source)
+    wrapper = MetadataWrapper(module)
+    finder = _Finder(requests)
+    wrapper.visit(finder)
+    plans = [finder.plans.get(r, HoistPlan(r, None, "call not found")) for r in requests]
+    chosen = [
+        t
+        for t in finder.targets
+        if finder.plans[t.request].applicability == "safe"
+        or (allow_unsafe and finder.plans[t.request].applicability == "unsafe")
+    ]
+    if not chosen:
+        return source, plans
+
+    tree = wrapper.module
+    taken = taken_names(tree)
+    getters: dict[str, str] = {}  # construction code -> getter name
+    definitions: list[str] = []
+    replacements: dict[cst.CSTNode, cst.BaseExpression] = {}
+    removals: set[cst.CSTNode] = set()
+    needs: set[str] = set()
+    closes: list[tuple[str, str]] = []  # (shared variable, close statement) moved to shutdown
+    for target in chosen:
+        # code_for_node drops the enclosing block's indentation from continuation lines.
+        depth = 8 if target.request.call.asynchronous and not target.request.call.awaitable else 16
+        construction = _reindent(tree.code_for_node(target.call), "", " " * depth)
+        name = getters.get(construction)
+        if name is None:
+            base = target.request.call.what
+            name = unique_name(f"get_{base}", taken)
+            variable = unique_name(f"_{name.removeprefix('get_')}", taken)
+            taken |= {name, variable, f"{variable}_lock"}
+            getters[construction] = name
+            definitions.append(_getter_code(name, variable, construction, target.request.call))
+            if target.request.call.awaitable:
+                needs.add("asyncio")
+            elif not target.request.call.asynchronous:
+                needs.add("threading")
+            if target.close_statements and target.variable:
+                closes.append(
+                    _shutdown_close(target.close_statements[0], target.variable, variable)
+                )
+        call_code = f"await {name}()" if target.request.call.awaitable else f"{name}()"
+        replacements[target.replace] = cst.parse_expression(call_code)
+        removals.update(target.close_statements)
+
+    rewritten = tree.visit(_Rewriter(replacements, removals))
+    assert isinstance(rewritten, cst.Module)
+    if closes:
+        rewritten, definitions = _wire_shutdown(rewritten, closes, definitions)
+    index = insertion_index(rewritten)
+    new_statements: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
+    for module_name in sorted(needs):
+        if not imports_module(rewritten, module_name):
+            new_statements.extend(cst.parse_module(f"import {module_name}\n").body)
+    for definition in definitions:
+        parsed = cst.parse_module(definition).body
+        first = parsed[0]
+        spaced = first.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
+        new_statements.extend([spaced, *parsed[1:]])
+    body = list(rewritten.body)
+    if index < len(body) and new_statements:
+        following = body[index]
+        body[index] = following.with_changes(
+            leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *strip_blank(following.leading_lines)]
+        )
+    body[index:index] = new_statements
+    return rewritten.with_changes(body=body).code, plans
+
+
+def _shutdown_close(statement: cst.SimpleStatementLine, local: str, shared: str) -> tuple[str, str]:
+    """`client.close()` in the handler -> `_mongo.close()` for the shutdown hook."""
+    code = cst.Module([]).code_for_node(statement.body[0]).strip()
+    prefix = "await " if code.startswith("await ") else ""
+    return shared, prefix + shared + code.removeprefix(prefix).removeprefix(local)
+
+
+def _wire_shutdown(
+    module: cst.Module, closes: list[tuple[str, str]], definitions: list[str]
+) -> tuple[cst.Module, list[str]]:
+    """Move closes the handler did into the module's shutdown hook, when it has one.
+
+    A lifespan (`@asynccontextmanager` function with a `yield`) gets them after the yield (in
+    its `finally` when the yield sits in a `try`); without one, a module that imports `atexit`
+    gets an `@atexit.register` function for sync closes. Otherwise shutdown is DPL301's.
+    """
+    lines = "".join(f"    if {shared} is not None:\n        {close}\n" for shared, close in closes)
+    lifespan = _lifespan(module)
+    if lifespan is not None:
+        block = cst.parse_statement(f"if True:\n{lines}")
+        assert isinstance(block, cst.If) and isinstance(block.body, cst.IndentedBlock)
+        added = list(block.body.body)
+        new_body = _after_yield(lifespan, added)
+        if new_body is not None:
+            body = [new_body if s is lifespan else s for s in module.body]
+            return module.with_changes(body=body), definitions
+    synchronous = all(not close.startswith("await ") for _, close in closes)
+    if synchronous and imports_module(module, "atexit"):
+        name = unique_name("_close_hoisted_clients", taken_names(module))
+        hook = f"@atexit.register\ndef {name}() -> None:\n{lines}"
+        return module, [*definitions, hook]
+    return module, definitions
+
+
+def _lifespan(module: cst.Module) -> cst.FunctionDef | None:
+    for statement in module.body:
+        if isinstance(statement, cst.FunctionDef) and any(
+            cst.Module([]).code_for_node(d.decorator).endswith("asynccontextmanager")
+            for d in statement.decorators
+        ):
+            return statement
+    return None
+
+
+def _after_yield(
+    function: cst.FunctionDef, added: list[cst.BaseStatement]
+) -> cst.FunctionDef | None:
+    if not isinstance(function.body, cst.IndentedBlock):
+        return None
+    body = list(function.body.body)
+    for index, statement in enumerate(body):
+        if _is_yield(statement):
+            body[index + 1 : index + 1] = added
+            return function.with_changes(body=function.body.with_changes(body=body))
+        if (
+            isinstance(statement, cst.Try)
+            and statement.finalbody is not None
+            and any(_is_yield(s) for s in statement.body.body)
+        ):
+            final = statement.finalbody
+            new_final = final.with_changes(
+                body=final.body.with_changes(body=[*final.body.body, *added])
+            )
+            body[index] = statement.with_changes(finalbody=new_final)
+            return function.with_changes(body=function.body.with_changes(body=body))
+    return None
+
+
+def _is_yield(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, cst.Yield)
+    )
+
+
+def hoist_fix(source: str, request: HoistRequest) -> Fix | None:
+    """The fix for one finding, as edits, for JSON output and `--diff`."""
+    fixed, (plan,) = hoist(source, [request], allow_unsafe=True)
+    if plan.applicability is None or fixed == source:
+        return None
+    return Fix(
+        plan.applicability, "Hoist into a module-level lazy singleton", edits_between(source, fixed)
+    )
