@@ -26,6 +26,7 @@ from dbpoollint.discovery import (
     discover_project_files,
     is_test_file,
     module_name,
+    pins_above,
 )
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
@@ -295,7 +296,9 @@ def _write_all(changed: dict[str, tuple[bytes, bytes]]) -> int:
 def _project_files(targets: list[Path], settings: Settings) -> dict[str, str]:
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
     files = {}
-    for path in discover_project_files(targets, excludes, settings.respect_gitignore):
+    found = list(discover_project_files(targets, excludes, settings.respect_gitignore))
+    found += pins_above(targets, set(found))
+    for path in found:
         try:
             files[str(path)] = path.read_text(encoding="utf-8", errors="replace")
         except OSError:

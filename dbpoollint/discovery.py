@@ -210,6 +210,42 @@ def discover_project_files(
             yield from _walk(given, excludes, respect_gitignore, seen, is_project_file)
 
 
+PIN_FILE_PATTERNS = (
+    "pyproject.toml",
+    "requirements*.txt",
+    "uv.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+)
+
+
+def pins_above(targets: Sequence[Path], known: set[Path]) -> list[Path]:
+    """Version pins in the folders above the checked paths, up to the repository root.
+
+    `dbpoollint check src/` should still know the versions the project's root pins.
+    """
+    found: list[Path] = []
+    seen = {p.resolve() for p in known}
+    for target in targets:
+        start = target.resolve()
+        start = start if start.is_dir() else start.parent
+        for directory in [*start.parents][: _depth_to_root(start)]:
+            for pattern in PIN_FILE_PATTERNS:
+                for candidate in sorted(directory.glob(pattern)):
+                    if candidate.is_file() and candidate.resolve() not in seen:
+                        seen.add(candidate.resolve())
+                        found.append(candidate)
+    return found
+
+
+def _depth_to_root(start: Path) -> int:
+    """How many parents to search: up to the git root, or three folders without one."""
+    for depth, directory in enumerate([start, *start.parents]):
+        if (directory / ".git").exists():
+            return depth
+    return 3
+
+
 def _walk(
     top: Path,
     excludes: Excludes,

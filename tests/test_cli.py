@@ -410,3 +410,12 @@ def test_user_pack_makes_an_inhouse_wrapper_a_pool_constructor(project: Path) ->
     )
     findings = check_json("views.py")
     assert [(f["code"], f["location"]["row"]) for f in findings] == [("DPL101", 9)]
+
+
+def test_pins_above_the_checked_path_are_read(project: Path) -> None:
+    (project / ".git").mkdir()
+    write(project / "pyproject.toml", '[project]\nname = "x"\ndependencies = ["redis==5.0.1"]\n')
+    write(project / "src" / "app.py", 'import redis\nclient = redis.Redis(host="cache")\n')
+    findings = check_json("src", extra=["--select", "DPL201"])
+    assert [f["code"] for f in findings] == ["DPL201"]
+    assert "redis==5.0.1 in pyproject.toml" in findings[0]["message"]
