@@ -30,6 +30,7 @@ from dbpoollint.discovery import (
 )
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
+from dbpoollint.init_config import write_init
 from dbpoollint.output import FORMATTERS
 from dbpoollint.output.text import statistics, summary_line
 from dbpoollint.packs import PackError, PackSet, load_packs
@@ -366,3 +367,18 @@ def rules(output_format: str) -> None:
         return
     for r in ALL_RULES:
         click.echo(f"{r.code}  {r.name:<26} {r.summary().splitlines()[0]}")
+
+
+@main.command()
+@click.option(
+    "--path",
+    "pyproject",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("pyproject.toml"),
+    show_default=True,
+    help="The pyproject.toml to write to.",
+)
+@_user_errors
+def init(pyproject: Path) -> None:
+    """Write a commented [tool.dbpoollint] table into pyproject.toml, keeping the rest."""
+    click.echo(write_init(pyproject))

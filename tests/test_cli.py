@@ -419,3 +419,27 @@ def test_pins_above_the_checked_path_are_read(project: Path) -> None:
     findings = check_json("src", extra=["--select", "DPL201"])
     assert [f["code"] for f in findings] == ["DPL201"]
     assert "redis==5.0.1 in pyproject.toml" in findings[0]["message"]
+
+
+def test_init_adds_a_commented_table_and_keeps_the_rest(project: Path) -> None:
+    original = '# service\n[project]\nname = "svc"  # the name\n\n[tool.ruff]\nline-length = 99\n'
+    write(project / "pyproject.toml", original)
+    result = run_cli(["init"])
+    assert result.exit_code == 0, result.output
+    text = (project / "pyproject.toml").read_text()
+    assert text.startswith(original)
+    assert "[tool.dbpoollint]\n# dbpoollint: database connection-pool checks." in text
+    assert "[tool.dbpoollint.fix-values]" in text
+    write(project / "app.py", GOOD_VIEW)
+    assert run_cli(["check", "app.py", "--select", "DPL101"]).exit_code == 0  # config is valid
+    again = run_cli(["init"])
+    assert again.exit_code == 2 and "already has a [tool.dbpoollint] table" in again.output
+
+
+def test_init_creates_pyproject_and_refuses_broken_toml(project: Path) -> None:
+    assert run_cli(["init"]).exit_code == 0
+    assert "[tool.dbpoollint]" in (project / "pyproject.toml").read_text()
+    write(project / "broken" / "pyproject.toml", "[project\n")
+    result = run_cli(["init", "--path", "broken/pyproject.toml"])
+    assert result.exit_code == 2 and "invalid TOML, not changed" in result.output
+    assert (project / "broken" / "pyproject.toml").read_text() == "[project\n"
