@@ -12,6 +12,7 @@ import codecs
 import difflib
 import fnmatch
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -270,7 +271,7 @@ class PackSet:
             or self.mentions_framework(source)
             or DJANGO_DATABASES.search(source) is not None
             or self.mentions_urls(source)
-            or _LIFECYCLE_HOOKS.search(source) is not None
+            or (_LIFECYCLE_HOOKS.search(source) is not None and imports_project_code(source))
         )
 
     def mentions_urls(self, source: bytes) -> bool:
@@ -305,6 +306,27 @@ _LIFECYCLE_HOOKS = re.compile(
     rb"worker_process_shutdown|worker_shutdown|atexit|teardown_appcontext|teardown_request|"
     rb"request_finished|add_event_handler)\b"
 )
+_IMPORTED = re.compile(rb"^[ \t]*(?:from[ \t]+(\.|[\w.]+)[ \t]+import|import[ \t]+([\w.]+))", re.M)
+
+
+# CPython's own test package, private C modules and `__main__` are not project code either.
+_STANDARD = sys.stdlib_module_names | {"__main__", "test"}
+
+
+def imports_project_code(source: bytes) -> bool:
+    """Whether a module imports anything beyond the standard library (a relative import, or a
+    package of the project or a third party): a shutdown hook in a module importing only the
+    standard library cannot close a client another module built."""
+    for match in _IMPORTED.finditer(source):
+        name = (match.group(1) or match.group(2) or b"").decode("ascii", "replace")
+        top = name.split(".", 1)[0]
+        if top.startswith("_") and top != "__future__":
+            continue
+        if name.startswith(".") or (top and top not in _STANDARD):
+            return True
+    return False
+
+
 FLASK_SQLALCHEMY = re.compile(rb"SQLALCHEMY_(?:ENGINE_OPTIONS|DATABASE_URI|POOL_)|flask_sqlalchemy")
 DJANGO_DATABASES = re.compile(rb"^DATABASES\b\s*(?::[^=\n]*)?(?:=|\[)", re.MULTILINE)
 
