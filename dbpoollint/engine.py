@@ -179,7 +179,9 @@ def check_files(
             results.append(
                 FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
             )
-        elif force_parse or packs.worth_parsing(item.data):
+        elif force_parse or (not item.is_test and packs.worth_parsing(item.data)):
+            # Tests and conftest build clients per test on purpose and no rule reports them,
+            # so they are not parsed at all.
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
@@ -214,7 +216,7 @@ def _mentioning_builders(
     return [
         (item.path, item.data, item.module, item.is_test, True)
         for item in skipped
-        if item.data is not None and pattern.search(item.data)
+        if item.data is not None and not item.is_test and pattern.search(item.data)
     ]
 
 
