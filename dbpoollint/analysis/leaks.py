@@ -19,6 +19,12 @@ The verdict is conservative; the variable is followed by name only:
   acquisition and the release can raise or return (any call, await, `return`, `raise`, ...),
   or the release follows a `yield` outside `try`/`finally`;
 - "unreleased": nothing releases it.
+
+Each fact also records what DPL302's holder-class check needs: the attributes read on the
+variable, whether it is yielded, and whether a nested scope mentions it. In methods, acquisitions
+stored on `self` (`self.conn = pool.getconn()`) become AttributeAcquireFacts, and the `self`
+attributes a method releases (`self.conn.close()`, `pool.putconn(self.conn)`, `with self.conn:`,
+through a local alias too) are recorded per method.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import libcst as cst
+from libcst.helpers import get_full_name_for_node
 
-from dbpoollint.analysis.model import AcquireFact, Span
+from dbpoollint.analysis.model import AcquireFact, AttributeAcquireFact, Span
 
 if TYPE_CHECKING:
     from dbpoollint.analysis.lifecycle import LifecycleVisitor
@@ -80,13 +87,102 @@ class LeakFinder:
         parents: dict[int, cst.CSTNode] = {}
         nodes: list[cst.CSTNode] = []
         _walk(node.body, node, parents, nodes)
+        attributes, nested = _name_uses(nodes)
+        yielded_names = {
+            n.value.value
+            for n in nodes
+            if isinstance(n, cst.Yield) and isinstance(n.value, cst.Name)
+        }
+        local_calls: dict[str, cst.Call] = {}
         for statement, target, call in _acquisitions(nodes):
             callee = self._callee(call)
             if callee is None:
                 continue
+            local_calls[target] = call
             verdict, fixable = _verdict(node, target, statement, nodes, parents)
-            fact = AcquireFact(_NO_SPAN, key, target, callee, verdict, fixable)
+            fact = AcquireFact(
+                _NO_SPAN,
+                key,
+                target,
+                callee,
+                verdict,
+                fixable,
+                attributes=frozenset(attributes.get(target, ())),
+                yielded=target in yielded_names,
+                nested=target in nested,
+            )
             self.visitor.pending.append((call, fact))
+        self._holder_method(node, key, nodes, local_calls)
+
+    def _holder_method(
+        self,
+        node: cst.FunctionDef,
+        key: str,
+        nodes: list[cst.CSTNode],
+        local_calls: dict[str, cst.Call],
+    ) -> None:
+        """In a method: acquisitions stored on `self`, and the `self` attributes released."""
+        scopes = self.visitor.scopes
+        if len(scopes) < 2 or scopes[-2][0] != "class":
+            return
+        class_key = scopes[-2][1]
+        params = [*node.params.posonly_params, *node.params.params]
+        if not params or any(
+            get_full_name_for_node(d.decorator) in ("staticmethod", "classmethod")
+            for d in node.decorators
+        ):
+            return
+        me = params[0].name.value
+        aliases: dict[str, str] = {}  # `conn = self.conn` -> {"conn": "conn"}
+        released: set[str] = set()
+        for item in nodes:
+            if isinstance(item, cst.SimpleStatementLine) and len(item.body) == 1:
+                small = item.body[0]
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    target = small.targets[0].target
+                    value = (
+                        small.value.expression
+                        if isinstance(small.value, cst.Await)
+                        else small.value
+                    )
+                    attribute = _self_attribute(target, me)
+                    if attribute is not None:
+                        call = value if isinstance(value, cst.Call) else None
+                        if isinstance(value, cst.Name) and value.value in local_calls:
+                            call = local_calls[value.value]
+                        callee = self._callee(call) if call is not None else None
+                        if call is not None and callee is not None:
+                            fact = AttributeAcquireFact(_NO_SPAN, key, class_key, attribute, callee)
+                            self.visitor.pending.append((call, fact))
+                    source = _self_attribute(small.value, me)
+                    if isinstance(target, cst.Name) and source is not None:
+                        aliases[target.value] = source
+            elif isinstance(item, cst.WithItem):
+                expression = item.item.expression if isinstance(item.item, cst.Await) else item.item
+                if isinstance(expression, cst.Call) and expression.args:
+                    expression = expression.args[0].value  # `closing(self.conn)`
+                attribute = _self_attribute(expression, me)
+                if attribute is not None:
+                    released.add(attribute)
+            elif isinstance(item, cst.Attribute) and item.attr.value in RELEASE_METHODS:
+                # `self.conn.close()`, or `self.conn.close` handed to a callback
+                attribute = _self_attribute(item.value, me)
+                if attribute is None and isinstance(item.value, cst.Name):
+                    attribute = aliases.get(item.value.value)
+                if attribute is not None:
+                    released.add(attribute)
+            elif isinstance(item, cst.Call):
+                func = item.func
+                method = func.attr.value if isinstance(func, cst.Attribute) else ""
+                if method in RETURN_TO_POOL:
+                    for arg in item.args:
+                        attribute = _self_attribute(arg.value, me)
+                        if attribute is None and isinstance(arg.value, cst.Name):
+                            attribute = aliases.get(arg.value.value)
+                        if attribute is not None:
+                            released.add(attribute)
+        if released:
+            self.visitor.facts.attribute_releases.setdefault(key, set()).update(released)
 
     def _callee(self, call: cst.Call) -> str | None:
         """`psycopg2.connect`, `app.db.engine.connect`, `app.db.SessionLocal()`."""
@@ -110,6 +206,52 @@ class LeakFinder:
             if inner & SESSION_MAKERS:
                 return sorted(inner & SESSION_MAKERS)[0] + "()()"
         return None
+
+
+def _self_attribute(node: cst.BaseExpression, me: str) -> str | None:
+    """`conn` for `self.conn`."""
+    if isinstance(node, cst.Attribute) and _is_name(node.value, me):
+        return node.attr.value
+    return None
+
+
+def _name_uses(nodes: list[cst.CSTNode]) -> tuple[dict[str, set[str]], set[str]]:
+    """Attributes read on each plain name (`db.close` -> {"db": {"close"}}, `db.conn.close` ->
+    "conn.close", `pool.putconn(db.conn)` -> "conn.putconn", `with db.conn:` ->
+    "conn.__with__") in the function's own scope, and the names that a nested function,
+    class or lambda mentions."""
+    attributes: dict[str, set[str]] = {}
+    nested: set[str] = set()
+    for node in nodes:
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            attributes.setdefault(node.value.value, set()).add(node.attr.value)
+        elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Attribute):
+            inner_value = node.value.value
+            if isinstance(inner_value, cst.Name):
+                chain = f"{node.value.attr.value}.{node.attr.value}"
+                attributes.setdefault(inner_value.value, set()).add(chain)
+        elif isinstance(node, cst.WithItem):
+            item = node.item.expression if isinstance(node.item, cst.Await) else node.item
+            if isinstance(item, cst.Call) and item.args:
+                item = item.args[0].value
+            if isinstance(item, cst.Attribute) and isinstance(item.value, cst.Name):
+                chain = f"{item.attr.value}.__with__"
+                attributes.setdefault(item.value.value, set()).add(chain)
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if node.func.attr.value in RETURN_TO_POOL:
+                for arg in node.args:
+                    value = arg.value
+                    if isinstance(value, cst.Attribute) and isinstance(value.value, cst.Name):
+                        chain = f"{value.attr.value}.{node.func.attr.value}"
+                        attributes.setdefault(value.value.value, set()).add(chain)
+        elif isinstance(node, _SCOPES):
+            pending: list[cst.CSTNode] = [node]
+            while pending:
+                current = pending.pop()
+                if isinstance(current, cst.Name):
+                    nested.add(current.value)
+                pending.extend(current.children)
+    return attributes, nested
 
 
 def _walk(

@@ -25,7 +25,14 @@ from libcst.metadata import CodeRange, ScopeProvider
 
 from dbpoollint.analysis.indexer import absolute_name
 from dbpoollint.analysis.leaks import LeakFinder
-from dbpoollint.analysis.model import AcquireFact, CloseCall, HookFact, ModuleSummary, Span
+from dbpoollint.analysis.model import (
+    AcquireFact,
+    AttributeAcquireFact,
+    CloseCall,
+    HookFact,
+    ModuleSummary,
+    Span,
+)
 from dbpoollint.packs import PackSet
 
 CLOSE_METHODS = frozenset(
@@ -146,6 +153,8 @@ class LifecycleVisitor(cst.CSTVisitor):
                 self.facts.closes.append(dataclasses.replace(fact, span=span))
             elif isinstance(fact, AcquireFact):
                 self.facts.acquisitions.append(dataclasses.replace(fact, span=span))
+            elif isinstance(fact, AttributeAcquireFact):
+                self.facts.attribute_acquisitions.append(dataclasses.replace(fact, span=span))
 
     # --- scopes ----------------------------------------------------------------------------------
 

@@ -243,6 +243,24 @@ class AcquireFact:
     # "released-unprotected" (released, but not in a finally, with raising code between).
     verdict: str
     fixable: bool = False
+    # For holder classes (`db = RequestDb()`): attributes read on the variable in the function
+    # (`close`, `fetch`; `conn.close` for `db.conn.close`), whether it is yielded, and whether a
+    # nested function, class or lambda mentions it (it may be closed there).
+    attributes: frozenset[str] = frozenset()
+    yielded: bool = False
+    nested: bool = False
+
+
+@dataclass(frozen=True)
+class AttributeAcquireFact:
+    """A method storing an acquisition on `self`: `self.conn = pool.getconn()` (or a local
+    acquisition assigned to `self.conn` in the same method)."""
+
+    span: Span
+    function: str  # method key: `RequestDb.__init__`
+    class_key: str
+    attribute: str
+    callee: str  # as in AcquireFact: `psycopg2.connect`, `app.db.pool.getconn`, `SessionLocal()`
 
 
 @dataclass
@@ -256,6 +274,10 @@ class LifecycleFacts:
     module_level_calls: set[str] = field(default_factory=set)
     # module-level names bound to a session factory (`SessionLocal = sessionmaker(...)`)
     session_factories: set[str] = field(default_factory=set)
+    # Holder classes: acquisitions stored on `self`, and per method key the `self` attributes it
+    # releases (`self.conn.close()`, `pool.putconn(self.conn)`, `with self.conn:`).
+    attribute_acquisitions: list[AttributeAcquireFact] = field(default_factory=list)
+    attribute_releases: dict[str, set[str]] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dbpoollint.analysis.leaks import SESSION_CLASSES
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
+from dbpoollint.checks.holder_leaks import find_holders, holder_leaks
 from dbpoollint.checks.lifecycle_shared import long_lived_clients
 from dbpoollint.packs import PackSet
 
@@ -15,7 +16,7 @@ class ConnectionLeak(Rule):
     """
     ## What it does
     Finds a connection, pooled connection or session that a function acquires into a local
-    variable and does not release on every path.
+    variable, or through a request-scoped holder object, and does not release on every path.
 
     - acquisitions: a pack's connection opener (`psycopg2.connect()`, `asyncpg.connect()`,
       `pymysql.connect()`, ...); `.connect()` / `.raw_connection()` / `.getconn()` /
@@ -32,7 +33,27 @@ class ConnectionLeak(Rule):
     `yield` outside `try`/`finally`; and when a FastAPI dependency *returns* a session instead of
     yielding it. Not reported when the variable escapes (returned from an ordinary function,
     stored on an attribute, in a container or a global, or passed to another call): ownership
-    moved, and the receiver may release it. Request-scoped holder classes are not followed.
+    moved, and the receiver may release it.
+
+    Request-scoped holder classes are followed too. A *holder class* (in any checked module;
+    methods of same-module bases count) stores one of the acquisitions above on `self`
+    (`self.conn = pool.getconn()`, `self.session = SessionLocal()`,
+    `self.conn = await asyncpg.connect(...)`, or a local acquisition then `self.conn = conn`)
+    and has a cleanup method (`close`, `aclose`, `release`, `cleanup`, `dispose`, `disconnect`,
+    `shutdown`, `teardown`, `terminate`, `finish`, `__exit__`, `__aexit__`) that releases that
+    attribute (`self.conn.close()`, `pool.putconn(self.conn)`, `with self.conn:`), directly or
+    through `self.<method>()`. Classes defining `__new__`, attributes released by `__del__` or by
+    the method that acquires them (callbacks such as `atexit.register(self.close)` included)
+    do not count. Reported, on the instantiation line: `x = Holder(...)` in a function that runs
+    per call (a handler, dependency or task, or a function they call, in the same module or
+    across modules; the class is resolved through imports), when `__init__` acquires or the
+    function calls an acquiring method on `x`, and the function never touches a releasing or
+    cleanup-like method of `x` (`x.close()`, `x.close` handed to a callback, `x.conn.close()`,
+    `pool.putconn(x.conn)`), never uses it in `with`, does not pass, store, return or yield it,
+    and no nested function or lambda mentions it. A FastAPI dependency that `return`s the
+    instance is reported as for a session. `with Holder() as x:`, instances built at module
+    level, `await Holder.create()`-style constructors and cleanups that are called but outside
+    `finally` are not reported.
 
     ## Why is this bad?
     A connection that is not returned on an exception path stays checked out: the pool shrinks
@@ -67,10 +88,13 @@ class ConnectionLeak(Rule):
     A FastAPI dependency that ends with `return session` (and has no return annotation)
     becomes `try: yield session` / `finally: session.close()` (`await` in an `async def`);
     unsafe, because code calling the function directly now gets a generator. No rewrite for a
-    connection that is never released or for a release nested in another block.
+    connection that is never released, for a release nested in another block, or for holder
+    classes.
 
     ## Options
-    - User packs add openers (`[[openers]]` with `close = [...]`).
+    - User packs add openers (`[[openers]]` with `close = [...]`); holder classes are found
+      from the same acquisitions, so an in-house opener also makes classes storing it on `self`
+      holders. There is no option for the cleanup method names.
 
     ## References
     - [SQLAlchemy: working with engines and connections](https://docs.sqlalchemy.org/en/20/core/connections.html)
@@ -98,7 +122,9 @@ class ConnectionLeak(Rule):
             for fact in summary.lifecycle.acquisitions:
                 if fact.verdict not in REPORTED:
                     continue
-                what = _what(project.packs, summary, fact, clients, factories | local_factories)
+                what = _what(
+                    project.packs, summary, fact.callee, clients, factories | local_factories
+                )
                 if what is None:
                     continue
                 message = self._message(project, summary, fact, what)
@@ -110,6 +136,15 @@ class ConnectionLeak(Rule):
                 elif fact.verdict == "returned":
                     request = FixRequest("yield-session")
                 yield Finding(summary.path, fact.span, self.code, message, fix_request=request)
+        packs = project.packs
+
+        def what_of(summary: ModuleSummary, callee: str) -> str | None:
+            local = {f"{summary.module}.{n}" for n in summary.lifecycle.session_factories}
+            return _what(packs, summary, callee, clients, factories | local)
+
+        holders = find_holders(project, what_of)
+        for summary, leak in holder_leaks(project, what_of, holders):
+            yield Finding(summary.path, leak.fact.span, self.code, leak.message)
 
     def _message(
         self, project: Project, summary: ModuleSummary, fact: AcquireFact, what: str
@@ -138,21 +173,21 @@ class ConnectionLeak(Rule):
 def _what(
     packs: PackSet,
     summary: ModuleSummary,
-    fact: AcquireFact,
+    callee: str,
     clients: set[str],
     factories: set[str],
 ) -> str | None:
     """What was acquired, or None when the callee is not known to hand out a connection."""
-    opener = packs.client_call([fact.callee])
+    opener = packs.client_call([callee])
     if opener is not None and opener.kind == "opener":
-        return f"{opener.library} connection from `{fact.callee}()`"
-    if fact.callee.endswith("()"):
-        factory = fact.callee.removesuffix("()")
+        return f"{opener.library} connection from `{callee}()`"
+    if callee.endswith("()"):
+        factory = callee.removesuffix("()")
         qualified = {factory, f"{summary.module}.{factory}"}
-        if factory in SESSION_CLASSES or fact.callee.endswith("()()") or qualified & factories:
-            return f"a session from `{fact.callee}`"
+        if factory in SESSION_CLASSES or callee.endswith("()()") or qualified & factories:
+            return f"a session from `{callee}`"
         return None
-    receiver, _, method = fact.callee.rpartition(".")
+    receiver, _, method = callee.rpartition(".")
     if {receiver, f"{summary.module}.{receiver}"} & clients:
         return f"a connection from `{receiver.rsplit('.', 1)[-1]}.{method}()`"
     return None
