@@ -18,13 +18,14 @@ from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, QualifiedNameSource, ScopeProvider
 
 from dbpoollint.analysis.model import (
+    NO_SPAN,
     ClassFact,
     ClientCallFact,
     CreationSite,
     DecoratorFact,
     FunctionFact,
     ModuleSummary,
-    Span,
+    span_of,
 )
 from dbpoollint.analysis.values import read_value
 from dbpoollint.packs import ClientCall, PackSet, qualname_matches
@@ -122,9 +123,11 @@ class ModuleIndexer(cst.CSTVisitor):
     def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
         """Give every creation site and client call its position, once positions are known."""
         for node, fact in self.call_nodes:
-            self.summary.client_calls.append(dataclasses.replace(fact, span=_span(positions[node])))
+            self.summary.client_calls.append(
+                dataclasses.replace(fact, span=span_of(positions[node]))
+            )
         for node, site in self.site_nodes:
-            span = _span(positions[node])
+            span = span_of(positions[node])
             returned = site.returned or bool(
                 self.site_locals.get(node, frozenset())
                 & self.returned_names.get(site.function, set())
@@ -370,7 +373,7 @@ class ModuleIndexer(cst.CSTVisitor):
                 self.site_locals[node] = local_names
         site = CreationSite(
             function=function,
-            span=_NO_SPAN,
+            span=NO_SPAN,
             callee=callee,
             kind=call.kind,
             library=call.library,
@@ -405,7 +408,7 @@ class ModuleIndexer(cst.CSTVisitor):
         elif isinstance(parent, cst.AnnAssign):
             target = get_full_name_for_node(parent.target)
         fact = ClientCallFact(
-            _NO_SPAN, callee, call.kind, function, positional, keywords, star, target
+            NO_SPAN, callee, call.kind, function, positional, keywords, star, target
         )
         self.call_nodes.append((node, fact))
 
@@ -528,18 +531,6 @@ class ModuleIndexer(cst.CSTVisitor):
         functions = self.summary.functions
         for key, raw in self.raw_references.items():
             functions[key].references = {name for name in raw if name in functions and name != key}
-
-
-_NO_SPAN = Span(0, 0, 0, 0)
-
-
-def _span(position: CodeRange) -> Span:
-    return Span(
-        position.start.line,
-        position.start.column + 1,
-        position.end.line,
-        position.end.column + 1,
-    )
 
 
 _STDLIB = frozenset(sys.stdlib_module_names)

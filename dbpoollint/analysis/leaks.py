@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from dbpoollint.analysis.model import AcquireFact, AttributeAcquireFact, Span
+from dbpoollint.analysis.model import NO_SPAN, AcquireFact, AttributeAcquireFact
 
 if TYPE_CHECKING:
     from dbpoollint.analysis.lifecycle import LifecycleVisitor
@@ -61,7 +61,6 @@ SESSION_CLASSES = frozenset(
         "sqlmodel.ext.asyncio.session.AsyncSession",
     }
 )
-_NO_SPAN = Span(0, 0, 0, 0)
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
@@ -101,7 +100,7 @@ class LeakFinder:
             local_calls[target] = call
             verdict, fixable = _verdict(node, target, statement, nodes, parents)
             fact = AcquireFact(
-                _NO_SPAN,
+                NO_SPAN,
                 key,
                 target,
                 callee,
@@ -152,7 +151,7 @@ class LeakFinder:
                             call = local_calls[value.value]
                         callee = self._callee(call) if call is not None else None
                         if call is not None and callee is not None:
-                            fact = AttributeAcquireFact(_NO_SPAN, key, class_key, attribute, callee)
+                            fact = AttributeAcquireFact(NO_SPAN, key, class_key, attribute, callee)
                             self.visitor.pending.append((call, fact))
                     source = _self_attribute(small.value, me)
                     if isinstance(target, cst.Name) and source is not None:

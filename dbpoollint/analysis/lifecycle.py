@@ -21,18 +21,19 @@ from collections.abc import Mapping
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, ScopeProvider
+from libcst.metadata import CodeRange
 
-from dbpoollint.analysis.indexer import absolute_name
 from dbpoollint.analysis.leaks import LeakFinder
 from dbpoollint.analysis.model import (
+    NO_SPAN,
     AcquireFact,
     AttributeAcquireFact,
     CloseCall,
     HookFact,
     ModuleSummary,
-    Span,
+    span_of,
 )
+from dbpoollint.analysis.scoped import ScopedVisitor
 from dbpoollint.packs import PackSet
 
 CLOSE_METHODS = frozenset(
@@ -62,38 +63,20 @@ SHUTDOWN_SIGNALS = frozenset({"worker_process_shutdown", "worker_shutdown"})
 PER_REQUEST_SIGNALS = frozenset({"request_finished"})
 SHUTDOWN_LISTS = frozenset({"on_cleanup", "on_shutdown"})
 GUNICORN_HOOKS = frozenset({"worker_exit", "on_exit", "worker_int"})
-_NO_SPAN = Span(0, 0, 0, 0)
 
 
-def _span(position: CodeRange) -> Span:
-    return Span(
-        position.start.line, position.start.column + 1, position.end.line, position.end.column + 1
-    )
-
-
-class LifecycleVisitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (ScopeProvider,)
-
+class LifecycleVisitor(ScopedVisitor):
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
-        super().__init__()
+        super().__init__(package)
         self.summary = summary
         self.facts = summary.lifecycle
         self.packs = packs
-        self.package = package
         self.pending: list[tuple[cst.CSTNode, object]] = []
         self.scopes: list[tuple[str, str]] = []
         self.yielded: set[str] = set()
         self.leaks = LeakFinder(self)
 
     # --- helpers ---------------------------------------------------------------------------------
-
-    def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        scope = self.get_metadata(ScopeProvider, node, None)
-        if scope is None:
-            return frozenset()
-        return frozenset(
-            absolute_name(n.name, self.package) for n in scope.get_qualified_names_for(node)
-        )
 
     def target_name(self, node: cst.BaseExpression) -> str | None:
         """The qualified name of a closed object: `engine` here, `app.db.engine` imported."""
@@ -138,7 +121,7 @@ class LifecycleVisitor(cst.CSTVisitor):
         if isinstance(node, cst.Attribute) and node.attr.value in CLOSE_METHODS:
             target = self.target_name(node.value)
             if target is not None:
-                close = CloseCall(_NO_SPAN, target, node.attr.value, self.function, True, hook=hook)
+                close = CloseCall(NO_SPAN, target, node.attr.value, self.function, True, hook=hook)
                 self.pending.append((node, close))
                 return
         if isinstance(node, cst.Name | cst.Attribute):
@@ -148,7 +131,7 @@ class LifecycleVisitor(cst.CSTVisitor):
 
     def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
         for node, fact in self.pending:
-            span = _span(positions[node])
+            span = span_of(positions[node])
             if isinstance(fact, CloseCall):
                 self.facts.closes.append(dataclasses.replace(fact, span=span))
             elif isinstance(fact, AcquireFact):
@@ -278,7 +261,7 @@ class LifecycleVisitor(cst.CSTVisitor):
             self.facts.module_level_calls.add(target)
         after_yield = function is not None and function in self.yielded
         self.pending.append(
-            (node, CloseCall(_NO_SPAN, target, method, function, after_yield=after_yield))
+            (node, CloseCall(NO_SPAN, target, method, function, after_yield=after_yield))
         )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from libcst.metadata import CodeRange
+
 from dbpoollint.analysis.values import Value
 
 
@@ -18,6 +20,17 @@ class Span:
     column: int
     end_line: int
     end_column: int
+
+
+# The position of a fact before the positions pass has run; replaced by `span_of` afterwards.
+NO_SPAN = Span(0, 0, 0, 0)
+
+
+def span_of(position: CodeRange) -> Span:
+    """libcst's 0-based columns to the 1-based ones findings report."""
+    return Span(
+        position.start.line, position.start.column + 1, position.end.line, position.end.column + 1
+    )
 
 
 @dataclass(frozen=True)

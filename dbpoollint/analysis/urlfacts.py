@@ -11,17 +11,18 @@ from collections.abc import Mapping, Sequence
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, ScopeProvider
+from libcst.metadata import CodeRange
 
-from dbpoollint.analysis.indexer import absolute_name
 from dbpoollint.analysis.model import (
+    NO_SPAN,
     DjangoDbUrlFact,
     MigrationUrlFact,
     ModuleSummary,
     SettingsField,
-    Span,
     UrlLiteralFact,
+    span_of,
 )
+from dbpoollint.analysis.scoped import ScopedVisitor
 from dbpoollint.analysis.values import Value, read_value
 from dbpoollint.packs import PackSet
 
@@ -42,23 +43,13 @@ INI_READERS = frozenset(
         "sqlalchemy.ext.asyncio.async_engine_from_config",
     }
 )
-_NO_SPAN = Span(0, 0, 0, 0)
 
 
-def _span(position: CodeRange) -> Span:
-    return Span(
-        position.start.line, position.start.column + 1, position.end.line, position.end.column + 1
-    )
-
-
-class UrlFactVisitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (ScopeProvider,)
-
+class UrlFactVisitor(ScopedVisitor):
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
-        super().__init__()
+        super().__init__(package)
         self.summary = summary
         self.facts = summary.urls
-        self.package = package
         self.schemes = tuple(f"{s}://" for s in packs.url_schemes) + tuple(
             f"{s}+" for s in packs.url_schemes
         )
@@ -71,14 +62,6 @@ class UrlFactVisitor(cst.CSTVisitor):
         self.docstrings: set[int] = set()
 
     # --- helpers -------------------------------------------------------------------------------
-
-    def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        scope = self.get_metadata(ScopeProvider, node, None)
-        if scope is None:
-            return frozenset()
-        return frozenset(
-            absolute_name(n.name, self.package) for n in scope.get_qualified_names_for(node)
-        )
 
     def _scope_key(self) -> str:
         if self.scopes and self.scopes[-1][0] == "function":
@@ -115,7 +98,7 @@ class UrlFactVisitor(cst.CSTVisitor):
 
     def finish(self, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
         for node, fact in self.pending:
-            span = _span(positions[node])
+            span = span_of(positions[node])
             if isinstance(fact, UrlLiteralFact):
                 self.facts.literals.append(dataclasses.replace(fact, span=span))
             elif isinstance(fact, MigrationUrlFact):
@@ -173,7 +156,7 @@ class UrlFactVisitor(cst.CSTVisitor):
     def _literal(self, node: cst.BaseExpression, text: str | None) -> None:
         if text and any(scheme in text.lower() for scheme in self.schemes):
             function = self.functions[-1] if self.functions else None
-            self.pending.append((node, UrlLiteralFact(_NO_SPAN, text, function)))
+            self.pending.append((node, UrlLiteralFact(NO_SPAN, text, function)))
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:
         value = node.evaluated_value
@@ -212,7 +195,7 @@ class UrlFactVisitor(cst.CSTVisitor):
                     continue
                 anchor = keys.get("HOST") or keys["PORT"]
                 fact = DjangoDbUrlFact(
-                    _NO_SPAN,
+                    NO_SPAN,
                     alias,
                     self.value(keys["ENGINE"]) if "ENGINE" in keys else None,
                     self.value(keys["HOST"]) if "HOST" in keys else None,
@@ -242,7 +225,7 @@ class UrlFactVisitor(cst.CSTVisitor):
                         name if isinstance(name, str) else "DATABASE_URL",
                     )
                 if url is not None:
-                    self.pending.append((entry, DjangoDbUrlFact(_NO_SPAN, alias, None, url=url)))
+                    self.pending.append((entry, DjangoDbUrlFact(NO_SPAN, alias, None, url=url)))
 
     def visit_Assign(self, node: cst.Assign) -> None:
         if (
@@ -348,18 +331,18 @@ class UrlFactVisitor(cst.CSTVisitor):
         key = read_value(first, self.qualnames).literal if first is not None else None
         if method == "set_main_option" and key == "sqlalchemy.url" and len(positional) > 1:
             value = self.value(positional[1].value)
-            self.pending.append((node, MigrationUrlFact(_NO_SPAN, "set-main-option", value)))
+            self.pending.append((node, MigrationUrlFact(NO_SPAN, "set-main-option", value)))
         elif method == "get_main_option" and key == "sqlalchemy.url":
-            self.pending.append((node, MigrationUrlFact(_NO_SPAN, "reads-ini")))
+            self.pending.append((node, MigrationUrlFact(NO_SPAN, "reads-ini")))
         elif method == "configure" and self.qualnames(func) & {"alembic.context.configure"}:
             for arg in node.args:
                 if arg.keyword is not None and arg.keyword.value == "url":
                     value = self.value(arg.value)
                     if value.name != "alembic.ini":
-                        fact = MigrationUrlFact(_NO_SPAN, "configure-url", value)
+                        fact = MigrationUrlFact(NO_SPAN, "configure-url", value)
                         self.pending.append((node, fact))
         elif self.qualnames(func) & INI_READERS:
-            self.pending.append((node, MigrationUrlFact(_NO_SPAN, "reads-ini")))
+            self.pending.append((node, MigrationUrlFact(NO_SPAN, "reads-ini")))
 
 
 def _is_docstring(statement: cst.CSTNode) -> bool:
