@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
-from dbpoollint.analysis.model import ClientCallFact, ModuleSummary
+from dbpoollint.analysis.model import ClientCallFact, DjangoDatabaseFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import FixRequest, Project
 from dbpoollint.packs import ClientCall, Knob, KnobValue, PackSet, load_packs
@@ -418,3 +418,17 @@ def persistent(value: Value | None) -> bool:
 
 def is_sqlite(engine: str | None) -> bool:
     return engine is not None and "sqlite" in engine
+
+
+def persistent_databases(project: Project) -> Iterator[tuple[ModuleSummary, DjangoDatabaseFact]]:
+    """Django `DATABASES` entries, outside tests, that keep connections open across requests."""
+    for summary in project.summaries:
+        if summary.is_test:
+            continue
+        for database in summary.databases:
+            if (
+                not database.unknown
+                and not is_sqlite(database.engine)
+                and persistent(database.conn_max_age)
+            ):
+                yield summary, database

@@ -5,9 +5,8 @@ from collections.abc import Iterator
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.knobs import (
     django_knob,
-    is_sqlite,
     literal_code,
-    persistent,
+    persistent_databases,
     pool_calls,
     versions,
 )
@@ -95,34 +94,26 @@ class MissingStaleCheck(Rule):
         if knob is None or not versions(project).applies(knob):
             return
         described = versions(project).describe(knob, "Django")
-        for summary in project.summaries:
-            if summary.is_test:
+        for summary, database in persistent_databases(project):
+            if database.conn_health_checks is not None:
                 continue
-            for database in summary.databases:
-                if (
-                    database.unknown
-                    or is_sqlite(database.engine)
-                    or not persistent(database.conn_max_age)
-                    or database.conn_health_checks is not None
-                ):
-                    continue
-                assert database.conn_max_age is not None
-                if database.via == "dict":
-                    written = '"CONN_HEALTH_CHECKS": True'
-                    request = FixRequest(
-                        "add-argument",
-                        (("keyword", "CONN_HEALTH_CHECKS"), ("value", "True"), ("safety", "safe")),
-                    )
-                else:
-                    written = "conn_health_checks=True"
-                    request = FixRequest(
-                        "add-argument",
-                        (("keyword", "conn_health_checks"), ("value", "True"), ("safety", "safe")),
-                    )
-                message = (
-                    f"DATABASES[{database.alias!r}] keeps connections open "
-                    f"(CONN_MAX_AGE={database.conn_max_age.code}) without CONN_HEALTH_CHECKS: a "
-                    f"connection the server dropped fails the next request ({described}); "
-                    f"add {written}"
+            assert database.conn_max_age is not None
+            if database.via == "dict":
+                written = '"CONN_HEALTH_CHECKS": True'
+                request = FixRequest(
+                    "add-argument",
+                    (("keyword", "CONN_HEALTH_CHECKS"), ("value", "True"), ("safety", "safe")),
                 )
-                yield Finding(summary.path, database.span, self.code, message, fix_request=request)
+            else:
+                written = "conn_health_checks=True"
+                request = FixRequest(
+                    "add-argument",
+                    (("keyword", "conn_health_checks"), ("value", "True"), ("safety", "safe")),
+                )
+            message = (
+                f"DATABASES[{database.alias!r}] keeps connections open "
+                f"(CONN_MAX_AGE={database.conn_max_age.code}) without CONN_HEALTH_CHECKS: a "
+                f"connection the server dropped fails the next request ({described}); "
+                f"add {written}"
+            )
+            yield Finding(summary.path, database.span, self.code, message, fix_request=request)

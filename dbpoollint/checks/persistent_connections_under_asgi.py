@@ -5,7 +5,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 
 from dbpoollint.checks.base import Finding, Project, Rule
-from dbpoollint.checks.knobs import is_sqlite, persistent
+from dbpoollint.checks.knobs import persistent_databases
 
 # Files that say how the project is served, and the command lines that mean ASGI.
 SERVING_FILES = re.compile(r"^(Procfile|Dockerfile(\..*)?|(docker-)?compose.*\.ya?ml)$")
@@ -85,22 +85,14 @@ class PersistentConnectionsUnderAsgi(Rule):
         evidence = asgi_evidence(project.files)
         if evidence is None:
             return
-        for summary in project.summaries:
-            if summary.is_test:
+        for summary, database in persistent_databases(project):
+            if database.options_pool is not None:
                 continue
-            for database in summary.databases:
-                if (
-                    database.unknown
-                    or is_sqlite(database.engine)
-                    or not persistent(database.conn_max_age)
-                    or database.options_pool is not None
-                ):
-                    continue
-                assert database.conn_max_age is not None
-                message = (
-                    f"DATABASES[{database.alias!r}] keeps connections open "
-                    f"(CONN_MAX_AGE={database.conn_max_age.code}) under ASGI ({evidence}): "
-                    f"every worker thread keeps its own and they leak; use CONN_MAX_AGE=0 with "
-                    f'OPTIONS={{"pool": True}} (Django 5.1+, psycopg 3)'
-                )
-                yield Finding(summary.path, database.span, self.code, message)
+            assert database.conn_max_age is not None
+            message = (
+                f"DATABASES[{database.alias!r}] keeps connections open "
+                f"(CONN_MAX_AGE={database.conn_max_age.code}) under ASGI ({evidence}): "
+                f"every worker thread keeps its own and they leak; use CONN_MAX_AGE=0 with "
+                f'OPTIONS={{"pool": True}} (Django 5.1+, psycopg 3)'
+            )
+            yield Finding(summary.path, database.span, self.code, message)

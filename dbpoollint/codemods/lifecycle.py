@@ -74,6 +74,24 @@ def _releases(statement: cst.CSTNode, variable: str) -> bool:
     )
 
 
+def _assigned_call(
+    visitor: cst.MetadataDependent, statement: cst.CSTNode, positions: set[tuple[int, int]]
+) -> tuple[tuple[int, int], str] | None:
+    """`name = <call>` (or `= await <call>`) whose call starts at one of `positions`."""
+    if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
+        return None
+    small = statement.body[0]
+    if not isinstance(small, cst.Assign) or len(small.targets) != 1:
+        return None
+    target = small.targets[0].target
+    value = small.value.expression if isinstance(small.value, cst.Await) else small.value
+    if not isinstance(target, cst.Name) or not isinstance(value, cst.Call):
+        return None
+    where = visitor.get_metadata(PositionProvider, value)
+    key = (where.start.line, where.start.column + 1)
+    return (key, target.value) if key in positions else None
+
+
 class _ReleaseInFinally(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
@@ -83,18 +101,7 @@ class _ReleaseInFinally(cst.CSTTransformer):
         self.done: set[tuple[int, int]] = set()
 
     def _acquired(self, statement: cst.CSTNode) -> tuple[tuple[int, int], str] | None:
-        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-            return None
-        small = statement.body[0]
-        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
-            return None
-        target = small.targets[0].target
-        value = small.value.expression if isinstance(small.value, cst.Await) else small.value
-        if not isinstance(target, cst.Name) or not isinstance(value, cst.Call):
-            return None
-        where = self.get_metadata(PositionProvider, value)
-        key = (where.start.line, where.start.column + 1)
-        return (key, target.value) if key in self.positions else None
+        return _assigned_call(self, statement, self.positions)
 
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
@@ -185,18 +192,7 @@ class _YieldInsteadOfReturn(cst.CSTTransformer):
         return updated_node
 
     def _acquisition(self, statement: cst.CSTNode) -> tuple[tuple[int, int], str] | None:
-        if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
-            return None
-        small = statement.body[0]
-        if not isinstance(small, cst.Assign) or len(small.targets) != 1:
-            return None
-        target = small.targets[0].target
-        value = small.value.expression if isinstance(small.value, cst.Await) else small.value
-        if not isinstance(target, cst.Name) or not isinstance(value, cst.Call):
-            return None
-        where = self.get_metadata(PositionProvider, value)
-        key = (where.start.line, where.start.column + 1)
-        return (key, target.value) if key in self.positions else None
+        return _assigned_call(self, statement, self.positions)
 
 
 def yield_session(source: str, positions: Sequence[tuple[int, int]]) -> tuple[str, list[bool]]:
