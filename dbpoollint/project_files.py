@@ -1,27 +1,39 @@
 """Environment values from a project's non-Python files, with the line each comes from.
 
-- `.env`, `.env.*`, `*.env`: dotenv syntax (`KEY=value`, `export KEY=value`, quotes, `#` comments,
-  `${VAR}` / `${VAR:-default}` expanded from earlier keys of the same file).
+- env files: `.env`, `.env.*`, `*.env`, `env.*` by convention, and any other file the project
+  loads by name (`extra_env_files`: `load_dotenv("config/supabase")`, compose `env_file:`,
+  pydantic `env_file=`, `--env-file` in a Procfile or Dockerfile). python-dotenv's own parser
+  reads them (quotes, `export`, multi-line values, comments); `${VAR}` / `${VAR:-default}` are
+  expanded from earlier keys of the same file, except in single-quoted values.
 - `alembic.ini`: `sqlalchemy.url` and `script_location`, with `%(here)s` interpolation.
-- `docker-compose*.yml`, `compose.yml`, `serverless.yml`, `template.yaml` (SAM): the entries of
-  `environment:` blocks (list form `- KEY=value` or map form `KEY: value`) and of SAM's
-  `Environment: Variables:`. This is a small line reader, not a YAML parser: anchors, merges
-  (`<<: *x`), flow mappings (`{A: b}`) and multi-line scalars are not read; values it cannot read
-  are simply absent. Compose `${VAR:-default}` uses the default unless `.env` beside it sets VAR.
+- `docker-compose*.yml`, `compose.yml` (through `dbpoollint.compose`), `serverless.yml` and SAM's
+  `template.yaml` (through `yaml_source`): the entries of every `environment:` mapping or list
+  and of SAM's `Environment: Variables:`. Anchors, merges, flow style and multi-line values work.
+  Compose `${VAR:-default}` uses the default unless the `.env` beside the file sets VAR.
 """
 
 from __future__ import annotations
 
 import configparser
 import fnmatch
+import io
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import Any
 
-DOTENV_PATTERNS = (".env", ".env.*", "*.env")
+from dotenv.parser import parse_stream
+from dotenv.variables import Literal, Variable, parse_variables
+
+from dbpoollint.compose import ComposeFile, read_compose
+from dbpoollint.yaml_source import LineDict, LineList, YamlError, load_documents
+
+DOTENV_PATTERNS = (".env", ".env.*", "*.env", "env.*")
 COMPOSE_PATTERNS = ("docker-compose*.yml", "docker-compose*.yaml", "compose.yml", "compose.yaml")
 SERVERLESS_PATTERNS = ("serverless.yml", "serverless.yaml", "template.yaml", "template.yml")
+# `env.py` is alembic's environment, `env.example.py` code: neither is an env file.
+NOT_DOTENV_SUFFIXES = (".py", ".pyc", ".pyi", ".ts", ".js", ".sh", ".json", ".toml", ".md")
 # Committed templates: they document what a deployment sets, with placeholder secrets.
 TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".defaults")
 
@@ -30,7 +42,7 @@ TEMPLATE_SUFFIXES = (".example", ".sample", ".template", ".dist", ".tmpl", ".def
 class ConfigValue:
     path: str
     line: int
-    column: int  # 1-based column of the value
+    column: int  # 1-based column of the value on `line`
     key: str
     value: str
     kind: str  # "dotenv", "compose", "serverless", "alembic"
@@ -52,96 +64,115 @@ def _matches(path: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def is_dotenv(path: str) -> bool:
+    return _matches(path, DOTENV_PATTERNS) and not path.endswith(NOT_DOTENV_SUFFIXES)
+
+
 def is_template(path: str) -> bool:
     return PurePath(path).name.lower().endswith(TEMPLATE_SUFFIXES)
 
 
-_DOTENV_LINE = re.compile(r"^\s*(?:export\s+)?(?P<key>[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(?P<rest>.*)$")
-_EXPANSION = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
+def _column(lines: list[str], line: int, raw: str) -> int:
+    """Where `raw` starts on its line; the line's indentation + 1 when it is not there (a
+    multi-line value, or a value YAML unescaped)."""
+    if not 1 <= line <= len(lines):
+        return 1
+    text = lines[line - 1]
+    first_line = raw.splitlines()[0] if raw else ""
+    found = text.find(first_line) if first_line else -1
+    return found + 1 if found >= 0 else len(text) - len(text.lstrip()) + 1
 
 
-def _expand(value: str, known: Mapping[str, str]) -> str:
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group("name")
-        if name in known:
-            return known[name]
-        default = match.group("default")
-        return default if default is not None else match.group(0)
-
-    return _EXPANSION.sub(substitute, value)
-
-
-def _unquote(rest: str) -> tuple[str, int, bool]:
-    """(value, offset of the value in `rest`, was quoted)."""
-    stripped = rest.lstrip()
-    offset = len(rest) - len(stripped)
-    if stripped[:1] in ("'", '"'):
-        quote = stripped[0]
-        end = stripped.find(quote, 1)
-        if end != -1:
-            return stripped[1:end], offset + 1, True
-    value = re.split(r"\s+#", stripped, maxsplit=1)[0].rstrip()
-    return value, offset, False
+def _expand_dotenv(value: str, known: Mapping[str, str]) -> str:
+    """python-dotenv's POSIX expansion, except that an unset variable without a default stays
+    `${NAME}` (unknown) instead of becoming empty."""
+    parts = []
+    for atom in parse_variables(value):
+        if isinstance(atom, Literal):
+            parts.append(atom.value)
+        elif not isinstance(atom, Variable):
+            continue
+        elif atom.name in known:
+            parts.append(known[atom.name])
+        elif atom.default is not None:
+            parts.append(atom.default)
+        else:
+            parts.append("${" + atom.name + "}")
+    return "".join(parts)
 
 
 def read_dotenv(path: str, text: str) -> list[ConfigValue]:
     values: list[ConfigValue] = []
     known: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = _DOTENV_LINE.match(line)
-        if match is None or line.lstrip().startswith("#"):
+    lines = text.splitlines()
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is None or binding.value is None or binding.error:
             continue
-        raw, offset, quoted = _unquote(match.group("rest"))
-        value = (
-            raw if quoted and match.group("rest").lstrip().startswith("'") else _expand(raw, known)
-        )
-        known[match.group("key")] = value
-        column = match.start("rest") + offset + 1
-        key = match.group("key")
-        values.append(ConfigValue(path, number, column, key, value, "dotenv", raw))
+        original = binding.original.string
+        after = original.partition("=")[2].lstrip()
+        single_quoted = after.startswith("'")
+        value = binding.value if single_quoted else _expand_dotenv(binding.value, known)
+        known[binding.key] = value
+        line = binding.original.line
+        column = _column(lines, line, binding.value)
+        values.append(ConfigValue(path, line, column, binding.key, value, "dotenv", binding.value))
     return values
 
 
-_BLOCK_HEADERS = re.compile(r"^(?P<indent>\s*)(?:environment|Variables)\s*:\s*(?:#.*)?$")
-_LIST_ENTRY = re.compile(r"^\s*-\s*(?P<q>['\"]?)(?P<key>[A-Za-z_][\w.]*)=(?P<value>.*?)(?P=q)\s*$")
-_MAP_ENTRY = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.]*)\s*:\s*(?P<value>.*?)\s*$")
+def _scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-def read_yaml_environment(
-    path: str, text: str, kind: str, known: Mapping[str, str]
-) -> list[ConfigValue]:
-    values: list[ConfigValue] = []
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        header = _BLOCK_HEADERS.match(lines[index])
-        index += 1
-        if header is None:
-            continue
-        indent = len(header.group("indent"))
-        while index < len(lines):
-            line = lines[index]
-            if not line.strip() or line.lstrip().startswith("#"):
-                index += 1
+def compose_values(compose: ComposeFile, lines: list[str]) -> list[ConfigValue]:
+    values = []
+    for service in compose.services:
+        for entry in service.environment:
+            if entry.value is None:
                 continue
-            if len(line) - len(line.lstrip()) <= indent:
-                break
-            entry = _LIST_ENTRY.match(line) or _MAP_ENTRY.match(line)
-            if (
-                entry is not None
-                and entry.group("value")
-                and not entry.group("value").endswith(":")
-            ):
-                raw = entry.group("value")
-                value = raw
-                if value[:1] in ("'", '"') and value[-1:] == value[:1]:
-                    value = value[1:-1]
-                value = re.split(r"\s+#", value, maxsplit=1)[0]
-                column = entry.start("value") + 1
-                key = entry.group("key")
-                expanded = _expand(value, known)
-                values.append(ConfigValue(path, index + 1, column, key, expanded, kind, value))
-            index += 1
+            raw = entry.raw or ""
+            column = _column(lines, entry.line, raw)
+            values.append(
+                ConfigValue(
+                    compose.path, entry.line, column, entry.key, entry.value, "compose", raw
+                )
+            )
+    return values
+
+
+def _environment_maps(node: Any, inside_environment: bool = False) -> Iterator[LineDict]:
+    """serverless `environment:` mappings (provider and functions) and SAM `Variables:`."""
+    if isinstance(node, LineDict):
+        for key, value in node.items():
+            is_env = key == "environment" or (inside_environment and key == "Variables")
+            if is_env and isinstance(value, LineDict):
+                yield value
+            else:
+                yield from _environment_maps(value, key == "Environment")
+    elif isinstance(node, LineList):
+        for item in node:
+            yield from _environment_maps(item)
+
+
+def read_serverless(path: str, text: str) -> list[ConfigValue]:
+    try:
+        documents = load_documents(text)
+    except YamlError:
+        return []
+    lines = text.splitlines()
+    values = []
+    for document in documents:
+        for mapping in _environment_maps(document):
+            for key, raw_value in mapping.items():
+                value = _scalar(raw_value)
+                if value is None:
+                    continue  # `!Ref`-style objects and lists name no literal value
+                line = mapping.key_line(key)
+                column = _column(lines, line, value)
+                values.append(ConfigValue(path, line, column, str(key), value, "serverless", value))
     return values
 
 
@@ -186,10 +217,11 @@ def _ini_position(text: str, key: str) -> tuple[int, int]:
 
 @dataclass
 class ProjectConfig:
-    """Every environment value and alembic.ini the checked paths hold."""
+    """Every environment value, alembic.ini and compose file the checked paths hold."""
 
     env: list[ConfigValue]
     alembic: list[AlembicIni]
+    compose: list[ComposeFile] = field(default_factory=list)
 
     def values_of(self, name: str) -> list[ConfigValue]:
         return [v for v in self.env if v.key == name]
@@ -199,12 +231,16 @@ class ProjectConfig:
         return [v for v in self.env if v.key.lower() == lowered]
 
 
-def read_project(files: Mapping[str, str]) -> ProjectConfig:
+def read_project(
+    files: Mapping[str, str], extra_env_files: frozenset[str] = frozenset()
+) -> ProjectConfig:
+    """`extra_env_files`: paths of files the project loads as env files whatever their name."""
     env: list[ConfigValue] = []
     alembic: list[AlembicIni] = []
+    compose: list[ComposeFile] = []
     dotenv_by_dir: dict[str, dict[str, str]] = {}
     for path in sorted(files):
-        if _matches(path, DOTENV_PATTERNS):
+        if is_dotenv(path) or path in extra_env_files:
             read = read_dotenv(path, files[path])
             env.extend(read)
             if PurePath(path).name == ".env":
@@ -212,9 +248,11 @@ def read_project(files: Mapping[str, str]) -> ProjectConfig:
     for path in sorted(files):
         known = dotenv_by_dir.get(str(PurePath(path).parent), {})
         if _matches(path, COMPOSE_PATTERNS):
-            env.extend(read_yaml_environment(path, files[path], "compose", known))
+            parsed = read_compose(path, files[path], known)
+            compose.append(parsed)
+            env.extend(compose_values(parsed, files[path].splitlines()))
         elif _matches(path, SERVERLESS_PATTERNS):
-            env.extend(read_yaml_environment(path, files[path], "serverless", known))
+            env.extend(read_serverless(path, files[path]))
         elif PurePath(path).name == "alembic.ini":
             alembic.append(read_alembic_ini(path, files[path]))
-    return ProjectConfig(env, alembic)
+    return ProjectConfig(env, alembic, compose)

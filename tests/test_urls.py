@@ -88,7 +88,8 @@ def test_reads_dotenv_compose_serverless_and_alembic_ini() -> None:
         "p/.env": 'export HOST=db.internal\nURL="postgresql://app@${HOST}:6432/app"  # note\n',
         "p/docker-compose.yml": (
             "services:\n  api:\n    ports:\n      - '6432:5432'\n    environment:\n"
-            "      - A_URL=postgresql://a@${HOST}/a\n      B_URL: 'redis://cache:6379'\n"
+            "      - A_URL=postgresql://a@${HOST}/a\n  cache:\n    environment:\n"
+            "      B_URL: 'redis://cache:6379'\n"
         ),
         "p/serverless.yml": "provider:\n  environment:\n    C_URL: postgresql://c@h:6543/c\n",
         "p/alembic.ini": "[alembic]\nscript_location = %(here)s/migrations\n"
@@ -98,7 +99,7 @@ def test_reads_dotenv_compose_serverless_and_alembic_ini() -> None:
     values = {v.key: (v.value, v.line) for v in config.env}
     assert values["URL"] == ("postgresql://app@db.internal:6432/app", 2)
     assert values["A_URL"] == ("postgresql://a@db.internal/a", 6)
-    assert values["B_URL"] == ("redis://cache:6379", 7)
+    assert values["B_URL"] == ("redis://cache:6379", 9)
     assert values["C_URL"] == ("postgresql://c@h:6543/c", 3)
     assert "6432" not in {k for k, _ in values.items()}  # a port mapping is not a variable
     (ini,) = config.alembic
