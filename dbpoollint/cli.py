@@ -31,11 +31,14 @@ from dbpoollint.discovery import (
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
 from dbpoollint.init_config import write_init
-from dbpoollint.output import FORMATTERS
+from dbpoollint.noqa import add_noqa
+from dbpoollint.output import FORMATTERS, rule_meta
+from dbpoollint.output.masking import mask_text
 from dbpoollint.output.text import statistics, summary_line
 from dbpoollint.packs import PackError, PackSet, load_packs
 from dbpoollint.selection import Selection, SelectionError
-from dbpoollint.writer import StaleFileError, write_atomically
+from dbpoollint.source import SourceError, decode
+from dbpoollint.writer import StaleFileError, encode_like, write_atomically
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,10 +119,13 @@ def _check_options(function: F) -> F:
 @main.command()
 @_check_options
 @click.option("--fix", is_flag=True, help="Apply safe fixes (and unsafe ones with --unsafe-fixes).")
+@click.option(
+    "--add-noqa", is_flag=True, help="Add `# noqa: CODE` to every line with a finding; no fixes."
+)
 @_user_errors
-def check(fix: bool, **options: Any) -> None:
+def check(fix: bool, add_noqa: bool, **options: Any) -> None:
     """Check PATHS (default: the current directory) for connection-pool mistakes."""
-    _run(fix=fix, **options)
+    _run(fix=fix, add_noqa=add_noqa, **options)
 
 
 @main.command(name="fix")
@@ -147,21 +153,28 @@ def _run(
     diff: bool,
     exit_non_zero_on_fix: bool,
     fix: bool,
+    add_noqa: bool = False,
     summary: bool = False,
 ) -> None:
     targets = list(paths) or [Path(".")]
     reading_stdin = targets == [Path("-")]
+    if add_noqa and (fix or diff or reading_stdin):
+        raise click.UsageError("--add-noqa cannot be combined with --fix, --diff or stdin")
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"{config_path}: configuration file not found")
     anchor = Path(stdin_filename) if reading_stdin and stdin_filename else targets[0]
     if reading_stdin and not stdin_filename:
         anchor = Path(".")
-    settings = load_settings(config_path or find_config(anchor))
+    if config_path is not None:
+        settings = load_settings(config_path, explicit=True)
+    else:
+        settings = load_settings(find_config(anchor))
     selection = Selection(
         select=_codes(select) if select else settings.select,
         extend_select=[*settings.extend_select, *_codes(extend_select)],
         ignore=[*settings.ignore, *_codes(ignore)],
         per_file_ignores=settings.per_file_ignores,
+        root=settings.root,
     )
     packs = load_packs(settings.packs)
     allow_unsafe = unsafe_fixes or settings.unsafe_fixes
@@ -176,11 +189,12 @@ def _run(
 
     project_files = {} if reading_stdin else _project_files(targets, settings)
 
-    # The one-shot refactor over a large tree shows progress on a terminal.
-    show_progress = summary and sys.stderr.isatty() and len(inputs) >= PROGRESS_THRESHOLD
+    # The one-shot refactor over a large tree shows progress on a terminal: one bar for the
+    # whole run, which grows by a tree's worth of files for each fix round that re-checks.
+    show_progress = summary and _on_terminal() and len(inputs) >= PROGRESS_THRESHOLD
+    with _progress(show_progress) as progress:
 
-    def run_check(files: list[FileInput], with_edits: bool) -> list[Finding]:
-        with _progress(show_progress, len(files)) as advance:
+        def run_check(files: list[FileInput], with_edits: bool) -> list[Finding]:
             result = check_files(
                 files,
                 packs,
@@ -189,14 +203,52 @@ def _run(
                 jobs=jobs,
                 force_parse=reading_stdin,
                 project_files=project_files,
-                progress=advance,
+                progress=progress.start(len(files)),
                 fix_values=settings.fix_values,
             )
-        sources = {f.path: f.data for f in files if f.data is not None}
-        return attach_fixes(result.findings, sources, packs, with_edits)
+            sources = {f.path: f.data for f in files if f.data is not None}
+            return attach_fixes(result.findings, sources, packs, with_edits)
 
-    show_edits = output_format == "json"
+        _report(
+            run_check,
+            inputs,
+            packs,
+            output_format,
+            fix,
+            diff,
+            add_noqa,
+            allow_unsafe,
+            reading_stdin,
+            summary,
+            quiet,
+            show_statistics,
+            exit_zero,
+            exit_non_zero_on_fix,
+        )
+
+
+def _report(
+    run_check: Callable[[list[FileInput], bool], list[Finding]],
+    inputs: list[FileInput],
+    packs: PackSet,
+    output_format: str,
+    fix: bool,
+    diff: bool,
+    add_noqa: bool,
+    allow_unsafe: bool,
+    reading_stdin: bool,
+    summary: bool,
+    quiet: bool,
+    show_statistics: bool,
+    exit_zero: bool,
+    exit_non_zero_on_fix: bool,
+) -> NoReturn:
+    show_edits = output_format in ("json", "sarif")
     findings = run_check(inputs, show_edits and not (fix or diff))
+    if add_noqa:
+        added = _add_noqa(inputs, findings)
+        click.echo(f"Added {added} noqa directive{'' if added == 1 else 's'}.", err=True)
+        sys.exit(EXIT_CLEAN)
     changed_files = 0
     if fix or diff:
         originals = {f.path: f.data for f in inputs if f.data is not None}
@@ -208,8 +260,7 @@ def _run(
                 click.echo(_unified_diff(path, originals[path], changed[path]), nl=False)
             sys.exit(EXIT_FINDINGS if changed else EXIT_CLEAN)
         if reading_stdin:
-            sys.stdout.buffer.write(final.get(inputs[0].path, b""))
-            sys.exit(EXIT_CLEAN)
+            _fix_stdin(inputs[0], final, run_check, output_format, exit_zero, exit_non_zero_on_fix)
         changed_files = _write_all({p: (originals[p], data) for p, data in changed.items()})
         if changed:
             findings = run_check([_reread(item) for item in inputs], show_edits)
@@ -227,11 +278,13 @@ def _run(
                 err=output_format not in ("text", "full"),
             )
 
-    click.echo(FORMATTERS[output_format](findings), nl=False)
-    if show_statistics and findings:
-        click.echo(statistics(findings), nl=False, err=output_format != "text")
-    if output_format in ("text", "full") and not quiet:
-        click.echo(summary_line(findings))
+    if show_statistics:
+        # As ruff: the counts table instead of the findings, JSON when JSON was asked for.
+        click.echo(statistics(findings, as_json=output_format == "json"), nl=False)
+    else:
+        click.echo(FORMATTERS[output_format](findings), nl=False)
+        if output_format in ("text", "full") and not quiet:
+            click.echo(summary_line(findings))
     if findings and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if changed_files and exit_non_zero_on_fix else EXIT_CLEAN)
@@ -241,13 +294,36 @@ MAX_FIX_ROUNDS = 5
 PROGRESS_THRESHOLD = 200
 
 
+def _on_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+class _Progress:
+    """One bar for a whole run; each check of the tree adds its files to the bar's length."""
+
+    def __init__(self, bar: Any | None) -> None:
+        self.bar = bar
+        self.checks = 0
+
+    def start(self, files: int) -> Callable[[int], None] | None:
+        if self.bar is None:
+            return None
+        self.checks += 1
+        if self.checks == 1:
+            self.bar.length = files
+        else:
+            self.bar.length += files
+            self.bar.label = f"Fixing (round {self.checks - 1})"
+        return self.bar.update  # type: ignore[no-any-return]
+
+
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None] | None]:
+def _progress(enabled: bool) -> Iterator[_Progress]:
     if not enabled:
-        yield None
+        yield _Progress(None)
         return
-    with click.progressbar(length=total, label="Analysing", file=sys.stderr) as bar:
-        yield bar.update
+    with click.progressbar(length=0, label="Analysing", file=sys.stderr) as bar:
+        yield _Progress(bar)
 
 
 def _fix_rounds(
@@ -278,7 +354,55 @@ def _fix_rounds(
 def _unified_diff(path: str, before: bytes, after: bytes) -> str:
     old = before.decode("utf-8", errors="replace").splitlines(keepends=True)
     new = after.decode("utf-8", errors="replace").splitlines(keepends=True)
-    return "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
+    diff = "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
+    return mask_text(diff)  # a diff pasted into a review must not carry a URL's password
+
+
+def _fix_stdin(
+    item: FileInput,
+    final: dict[str, bytes],
+    run_check: Callable[[list[FileInput], bool], list[Finding]],
+    output_format: str,
+    exit_zero: bool,
+    exit_non_zero_on_fix: bool,
+) -> NoReturn:
+    """As ruff: the fixed source on stdout, what is left on stderr, exit 1 while any is left."""
+    fixed = final.get(item.path, item.data or b"")
+    sys.stdout.buffer.write(fixed)
+    sys.stdout.flush()
+    left = run_check([dataclasses.replace(item, data=fixed)], output_format in ("json", "sarif"))
+    click.echo(FORMATTERS[output_format](left), nl=False, err=True)
+    if left and not exit_zero:
+        sys.exit(EXIT_FINDINGS)
+    sys.exit(EXIT_FINDINGS if exit_non_zero_on_fix and fixed != item.data else EXIT_CLEAN)
+
+
+# A noqa comment cannot silence these: the file could not be read or parsed, or the finding is
+# about a noqa comment itself.
+_NOT_NOQA = ("DPL001", "DPL002", "DPL009")
+
+
+def _add_noqa(inputs: list[FileInput], findings: list[Finding]) -> int:
+    """`# noqa: CODE` on each reported line of Python files; returns the directives written."""
+    by_path: dict[str, dict[int, set[str]]] = {}
+    for finding in findings:
+        if finding.code in _NOT_NOQA or not finding.path.endswith((".py", ".pyi")):
+            continue
+        by_path.setdefault(finding.path, {}).setdefault(finding.span.line, set()).add(finding.code)
+    added = 0
+    for item in inputs:
+        codes = by_path.get(item.path)
+        if not codes or item.data is None:
+            continue
+        try:
+            source = decode(item.path, item.data)
+        except SourceError:
+            continue
+        text, changed = add_noqa(source.text, codes)
+        data = encode_like(item.data, text, source.encoding)
+        if changed and _write_all({item.path: (item.data, data)}):
+            added += changed
+    return added
 
 
 def _write_all(changed: dict[str, tuple[bytes, bytes]]) -> int:
@@ -325,9 +449,21 @@ def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -
     excludes = Excludes([*patterns, *settings.extend_exclude], settings.root)
     files = discover(targets, excludes, settings.respect_gitignore, force_exclude)
     return [
-        read_input(path, module_name(path), is_test_file(path, base), str(path))
+        _unlistable(path)
+        if path.is_dir()
+        else read_input(path, module_name(path), is_test_file(path, base), str(path))
         for path, base in files
     ]
+
+
+def _unlistable(folder: Path) -> FileInput:
+    """A folder discovery could not list: DPL002 with the reason, like an unreadable file."""
+    try:
+        os.listdir(folder)
+        reason = "cannot list folder"
+    except OSError as error:
+        reason = f"cannot list folder: {(error.strerror or str(error)).lower()}"
+    return FileInput(str(folder), None, folder.name, False, reason)
 
 
 @main.command()
@@ -343,7 +479,12 @@ def rule(code: str) -> None:
         _fail(f"unknown rule `{code}`; `dbpoollint rules` lists them")
     click.echo(f"# {found.name} ({found.code})\n")
     fix = f"Fix: {found.fix_title}" if found.fix_title else "Fix: none"
-    click.echo(f"{fix}\n")
+    click.echo(f"{fix}")
+    click.echo(f"Severity: {rule_meta.severity(found.code)}")
+    url = rule_meta.url(found.code)
+    if url is not None:
+        click.echo(f"Online: {url}")
+    click.echo()
     click.echo(found.docs())
 
 

@@ -1,10 +1,15 @@
-"""Load and validate ``[tool.dbpoollint]`` from pyproject.toml or a dbpoollint.toml."""
+"""Load and validate ``[tool.dbpoollint]`` from pyproject.toml, or top-level keys from any other
+file (dbpoollint.toml, or whatever --config names).
+
+Validation is a table of keys, each with a checker that returns a problem or None, so a new key
+or a new sub-table (`[tool.dbpoollint.<name>]`) is one entry in `_KEYS` / `_TABLES`.
+"""
 
 from __future__ import annotations
 
 import difflib
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,16 +36,73 @@ class Settings:
     budget: dict[str, Any] = field(default_factory=dict)
 
 
-_STRING_LISTS = ("select", "extend-select", "ignore", "exclude", "extend-exclude", "packs")
-_KEYS = (
-    *_STRING_LISTS,
-    "per-file-ignores",
-    "respect-gitignore",
-    "unsafe-fixes",
-    "fix-values",
-    "budget",
-)
-_BUDGET_KEYS = ("max-connections", "reserved-connections", "replicas", "workers")
+Checker = Callable[[Any], str | None]
+
+
+def _string_list(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return None
+    return "expected a list of strings"
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+
+
+def _globs_to_codes(value: Any) -> str | None:
+    if isinstance(value, dict) and all(_string_list(v) is None for v in value.values()):
+        return None
+    return 'expected a table of glob = ["CODE", ...]'
+
+
+def _integer(minimum: int) -> Checker:
+    def check(value: Any) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return None
+        wanted = "a positive integer" if minimum == 1 else "a non-negative integer"
+        return f"expected {wanted}, got {value!r}"
+
+    return check
+
+
+def _seconds(value: Any) -> str | None:
+    # libpq reads connect_timeout = 0 as "wait forever": a timeout must be above zero.
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return None
+    return f"expected a number of seconds above 0, got {value!r}"
+
+
+# Sub-tables: `[tool.dbpoollint.<table>]` key -> checker.
+_TABLES: dict[str, dict[str, Checker]] = {
+    # The numbers the DPL201/203/204 fixes write (checks/knobs.py FIX_VALUE_DEFAULTS).
+    "fix-values": {
+        "pool-size": _integer(1),
+        "max-overflow": _integer(0),
+        "max-connections": _integer(1),
+        "pool-timeout": _seconds,
+        "acquire-timeout": _seconds,
+        "connect-timeout": _seconds,
+    },
+    "budget": {
+        "max-connections": _integer(0),
+        "reserved-connections": _integer(0),
+        "replicas": _integer(0),
+        "workers": _integer(0),
+    },
+}
+_KEYS: dict[str, Checker] = {
+    "select": _string_list,
+    "extend-select": _string_list,
+    "ignore": _string_list,
+    "per-file-ignores": _globs_to_codes,
+    "exclude": _string_list,
+    "extend-exclude": _string_list,
+    "respect-gitignore": _boolean,
+    "unsafe-fixes": _boolean,
+    "packs": _string_list,
+}
+# Keys whose values are rule selectors, checked against the rule codes.
+_SELECTOR_KEYS = ("select", "extend-select", "ignore")
 
 
 def find_config(start: Path) -> Path | None:
@@ -66,21 +128,28 @@ def _has_our_table(pyproject: Path) -> bool:
     return "[tool.dbpoollint" in text
 
 
-def load_settings(path: Path | None) -> Settings:
+def load_settings(path: Path | None, explicit: bool = False) -> Settings:
+    """`explicit`: the user named this file with --config, so it must hold a configuration."""
     if path is None:
         return Settings()
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise ConfigError(f"{path}: configuration file not found") from error
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read configuration: {error}") from error
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from error
-    if path.name == "dbpoollint.toml":
-        table: Any = data.get("tool", {}).get("dbpoollint", data) if "tool" in data else data
+    ours = data.get("tool", {}).get("dbpoollint") if isinstance(data.get("tool"), dict) else None
+    if path.name == "pyproject.toml":
+        # As ruff does: a pyproject.toml holds a tool table, any other file holds the keys.
+        if ours is None and explicit:
+            raise ConfigError(f"{path}: no [tool.dbpoollint] table")
+        table: Any = ours if ours is not None else {}
     else:
-        table = data.get("tool", {}).get("dbpoollint", {})
+        table = ours if ours is not None else data
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.dbpoollint] must be a table")
     return _validate(path, table)
@@ -90,49 +159,60 @@ def _fail(path: Path, key: str, problem: str) -> ConfigError:
     return ConfigError(f"{path}: `{key}`: {problem}")
 
 
-def _suggest(key: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
+def _suggest(key: str, known: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
+def _check_selectors(path: Path, key: str, selectors: list[str]) -> None:
+    from dbpoollint.selection import SelectionError, validate_selectors
+
+    try:
+        validate_selectors(selectors)
+    except SelectionError as error:
+        raise _fail(path, key, str(error)) from error
+
+
 def _validate(path: Path, table: Mapping[str, Any]) -> Settings:
-    settings = Settings(path=path, root=path.parent.resolve())
+    known = {**_KEYS, **_TABLES}
     for key, value in table.items():
-        if key not in _KEYS:
-            raise _fail(path, key, f"unknown configuration key{_suggest(key, _KEYS)}")
-        if key in _STRING_LISTS:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _fail(path, key, "expected a list of strings")
-        elif key in ("respect-gitignore", "unsafe-fixes"):
-            if not isinstance(value, bool):
-                raise _fail(path, key, f"expected true or false, got {value!r}")
-        elif key == "per-file-ignores":
-            if not isinstance(value, dict) or not all(
-                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in value.values()
-            ):
-                raise _fail(path, key, 'expected a table of glob = ["CODE", ...]')
-        elif key == "fix-values":
-            if not isinstance(value, dict) or not all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
-            ):
-                raise _fail(path, key, "expected a table of numbers")
-        elif key == "budget":
-            if not isinstance(value, dict):
-                raise _fail(path, key, "expected a table")
-            for sub, number in value.items():
-                if sub not in _BUDGET_KEYS:
-                    raise _fail(path, f"budget.{sub}", f"unknown key{_suggest(sub, _BUDGET_KEYS)}")
-                if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-                    raise _fail(path, f"budget.{sub}", "expected a non-negative integer")
-    settings.select = list(table["select"]) if "select" in table else None
-    settings.extend_select = list(table.get("extend-select", []))
-    settings.ignore = list(table.get("ignore", []))
-    settings.per_file_ignores = {k: list(v) for k, v in table.get("per-file-ignores", {}).items()}
-    settings.exclude = list(table.get("exclude", []))
-    settings.extend_exclude = list(table.get("extend-exclude", []))
-    settings.respect_gitignore = bool(table.get("respect-gitignore", True))
-    settings.unsafe_fixes = bool(table.get("unsafe-fixes", False))
-    settings.packs = [(settings.root / p) for p in table.get("packs", [])]
-    settings.fix_values = dict(table.get("fix-values", {}))
-    settings.budget = dict(table.get("budget", {}))
-    return settings
+        if key not in known:
+            raise _fail(path, key, f"unknown configuration key{_suggest(key, known)}")
+        if key in _TABLES:
+            _validate_table(path, key, value)
+            continue
+        problem = _KEYS[key](value)
+        if problem is not None:
+            raise _fail(path, key, problem)
+        if key in _SELECTOR_KEYS:
+            _check_selectors(path, key, value)
+    for glob, codes in table.get("per-file-ignores", {}).items():
+        _check_selectors(path, f'per-file-ignores."{glob}"', codes)
+    root = path.parent.resolve()
+    return Settings(
+        path=path,
+        root=root,
+        select=list(table["select"]) if "select" in table else None,
+        extend_select=list(table.get("extend-select", [])),
+        ignore=list(table.get("ignore", [])),
+        per_file_ignores={k: list(v) for k, v in table.get("per-file-ignores", {}).items()},
+        exclude=list(table.get("exclude", [])),
+        extend_exclude=list(table.get("extend-exclude", [])),
+        respect_gitignore=bool(table.get("respect-gitignore", True)),
+        unsafe_fixes=bool(table.get("unsafe-fixes", False)),
+        packs=[root / p for p in table.get("packs", [])],
+        fix_values=dict(table.get("fix-values", {})),
+        budget=dict(table.get("budget", {})),
+    )
+
+
+def _validate_table(path: Path, name: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise _fail(path, name, "expected a table")
+    keys = _TABLES[name]
+    for sub, item in value.items():
+        if sub not in keys:
+            raise _fail(path, f"{name}.{sub}", f"unknown key{_suggest(sub, keys)}")
+        problem = keys[sub](item)
+        if problem is not None:
+            raise _fail(path, f"{name}.{sub}", problem)

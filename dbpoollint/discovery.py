@@ -261,7 +261,8 @@ def _walk(
             for directory in reversed([absolute, *absolute.parents]):
                 if directory == git_root or git_root in directory.parents:
                     gitignore.load(directory)
-    for walked, dirnames, filenames in os.walk(top):
+    unreadable: list[OSError] = []
+    for walked, dirnames, filenames in os.walk(top, onerror=unreadable.append):
         current = Path(walked)
         if respect_gitignore:
             gitignore.load(current.resolve())
@@ -286,6 +287,12 @@ def _walk(
             if resolved not in seen:
                 seen.add(resolved)
                 yield child
+    # A folder that cannot be listed (chmod 000) is yielded, to be reported as DPL002, not
+    # skipped in silence: its files would otherwise vanish from a "clean" run.
+    for error in unreadable if wanted is _is_python else []:
+        if error.filename is not None and Path(error.filename).resolve() not in seen:
+            seen.add(Path(error.filename).resolve())
+            yield Path(error.filename)
 
 
 def module_name(path: Path) -> str:

@@ -7,6 +7,7 @@ worker processes and what a content cache can key on.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,11 +32,11 @@ from dbpoollint.analysis.percall import (
     used_per_call,
 )
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
-from dbpoollint.checks import ALL_RULES
+from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding, Project
-from dbpoollint.noqa import Suppressions, parse_suppressions
+from dbpoollint.noqa import UNUSED_NOQA, Suppressions, parse_suppressions, unused_directives
 from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet, load_packs
-from dbpoollint.selection import Selection
+from dbpoollint.selection import Selection, drop_contradictions
 from dbpoollint.source import SourceError, decode, read
 
 
@@ -194,9 +195,24 @@ def check_files(
     second = _mentioning_builders(skipped, results)
     results.extend(_run_jobs(second, packs, extra_packs, jobs, progress))
     parsed = {job[0] for job in second}
-    results.extend(FileResult(item.path) for item in skipped if item.path not in parsed)
+    # DPL009 judges every noqa directive naming our codes, also in files no rule parses.
+    stale_noqa = selection.enabled(UNUSED_NOQA)
+    results.extend(
+        FileResult(item.path, suppressions=_directives_only(item) if stale_noqa else None)
+        for item in skipped
+        if item.path not in parsed
+    )
     findings = join(results, selection, project_files, packs, fix_values)
     return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending) + len(second))
+
+
+def _directives_only(item: FileInput) -> Suppressions | None:
+    if item.data is None or b"DPL" not in item.data:
+        return None
+    try:
+        return parse_suppressions(decode(item.path, item.data).text)
+    except SourceError:
+        return None
 
 
 def _mentioning_builders(
@@ -267,14 +283,34 @@ def join(
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):
             findings.extend(rule_class().check(project))
+    findings = [f for f in drop_contradictions(findings) if selection.enabled(f.code, f.path)]
     suppressions = {r.path: r.suppressions for r in results if r.suppressions is not None}
+    if selection.enabled(UNUSED_NOQA):
+        findings += _unused_noqa(findings, suppressions, selection)
     kept = [
         f
         for f in findings
-        if selection.enabled(f.code, f.path)
-        and not (f.path in suppressions and suppressions[f.path].suppresses(f.code, f.span.line))
+        if not (f.path in suppressions and suppressions[f.path].suppresses(f.code, f.span.line))
     ]
     return sorted(set(kept), key=lambda f: f.sort_key)
+
+
+def _unused_noqa(
+    findings: Sequence[Finding], suppressions: Mapping[str, Suppressions], selection: Selection
+) -> list[Finding]:
+    by_path: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_path.setdefault(finding.path, []).append(finding)
+    unused: list[Finding] = []
+    for path, found in suppressions.items():
+        unused += unused_directives(
+            path,
+            found,
+            by_path.get(path, []),
+            RULES_BY_CODE,
+            functools.partial(selection.enabled, path=path),
+        )
+    return [f for f in unused if selection.enabled(f.code, f.path)]
 
 
 def read_input(path: Path, module: str, is_test: bool, display: str) -> FileInput:

@@ -100,13 +100,38 @@ def unique_name(name: str, taken: set[str]) -> str:
 
 
 def edits_between(before: str, after: str) -> tuple[Edit, ...]:
-    """Line-level edits that turn `before` into `after`, in ruff's (row, column) terms."""
+    """The smallest edits that turn `before` into `after`, in ruff's 1-based (row, column) terms.
+
+    Lines are matched first; within each changed block of lines the text both versions share
+    at its start and end is left out, so adding a keyword is an insertion of `, x=1`, not a
+    replaced line.
+    """
     old = before.splitlines(keepends=True)
     new = after.splitlines(keepends=True)
+    starts = [0]
+    for line in old:
+        starts.append(starts[-1] + len(line))
     edits = []
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        edits.append(Edit("".join(new[j1:j2]), (i1 + 1, 1), (i2 + 1, 1)))
+        removed, added = "".join(old[i1:i2]), "".join(new[j1:j2])
+        prefix = len(_common_prefix(removed, added))
+        suffix = len(_common_prefix(removed[prefix:][::-1], added[prefix:][::-1]))
+        start = starts[i1] + prefix
+        end = starts[i1] + len(removed) - suffix
+        content = added[prefix : len(added) - suffix]
+        edits.append(Edit(content, _row_column(before, start), _row_column(before, end)))
     return tuple(edits)
+
+
+def _common_prefix(a: str, b: str) -> str:
+    length = min(len(a), len(b))
+    return a[: next((i for i in range(length) if a[i] != b[i]), length)]
+
+
+def _row_column(text: str, offset: int) -> tuple[int, int]:
+    row = text.count("\n", 0, offset) + 1
+    line_start = text.rfind("\n", 0, offset) + 1
+    return row, offset - line_start + 1

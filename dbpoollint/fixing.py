@@ -19,6 +19,7 @@ from dbpoollint.codemods.call_args import AddArgument, CallEdit, add_arguments, 
 from dbpoollint.codemods.hoist import HoistRequest, hoist
 from dbpoollint.codemods.lifecycle import register_atexit_closes, release_in_finally, yield_session
 from dbpoollint.fixes import edits_between
+from dbpoollint.noqa import remove_codes
 from dbpoollint.packs import PackSet
 from dbpoollint.source import SourceError, decode
 from dbpoollint.writer import encode_like
@@ -155,6 +156,15 @@ def _yield_session_fixer(
     return (fixed if allow_unsafe else text), levels
 
 
+def _unused_noqa_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL009 (safe): drop the stale codes from the directive, or the directive itself."""
+    removals = {f.span.line: str(r.param("codes") or "").split(",") for f, r in requests}
+    fixed, done = remove_codes(text, removals)
+    return fixed, ["safe" if f.span.line in done else None for f, _ in requests]
+
+
 FIXERS: dict[str, Fixer] = {
     "add-argument": _add_argument_fixer,
     "hoist": _hoist_fixer,
@@ -164,6 +174,7 @@ FIXERS: dict[str, Fixer] = {
     "atexit-close": _atexit_fixer,
     "release-in-finally": _release_fixer,
     "yield-session": _yield_session_fixer,
+    "unused-noqa": _unused_noqa_fixer,
 }
 FIX_TITLES: dict[str, str] = {
     "add-argument": "Add the missing argument",
@@ -174,6 +185,7 @@ FIX_TITLES: dict[str, str] = {
     "atexit-close": "Close it at interpreter exit with atexit.register",
     "release-in-finally": "Move the release into try/finally",
     "yield-session": "Yield the session and close it in finally",
+    "unused-noqa": "Remove the unused `noqa` codes",
 }
 
 

@@ -62,6 +62,15 @@ def test_readme_rule_table_is_current() -> None:
     assert render_readme(readme) == readme, "run: python -m dbpoollint.docs --write"
 
 
+def test_rule_pages_are_current() -> None:
+    from dbpoollint.docs import RULE_PAGES, rule_pages
+
+    folder = ROOT / RULE_PAGES
+    expected = rule_pages()
+    found = {page.name: page.read_text(encoding="utf-8") for page in folder.glob("DPL*.md")}
+    assert found == expected, "run: python -m dbpoollint.docs --write README.md"
+
+
 def test_readme_knob_table_is_current_and_generated_from_the_packs() -> None:
     from dbpoollint.docs import KNOBS_END, KNOBS_START, knobs_table
 

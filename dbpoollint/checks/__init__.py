@@ -21,10 +21,12 @@ from dbpoollint.checks.prisma_url_parameters import PrismaUrlParameters
 from dbpoollint.checks.unbounded_pool import UnboundedPool
 from dbpoollint.checks.uncached_client_factory import UncachedClientFactory
 from dbpoollint.checks.unreadable_file import UnreadableFile
+from dbpoollint.checks.unused_noqa import UnusedNoqa
 
 ALL_RULES: tuple[type[Rule], ...] = (
     InvalidSyntax,
     UnreadableFile,
+    UnusedNoqa,
     ClientInHandler,
     ConnectionPerRequest,
     UncachedClientFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dbpoollint.checks.base import Finding
+from dbpoollint.output import rule_meta
 
 
 def _escape(value: str) -> str:
@@ -25,5 +26,5 @@ def format_github(findings: Sequence[Finding]) -> str:
             f"endLine={span.end_line},endColumn={span.end_column}"
         )
         message = _escape(f"{f.path}:{span.line}:{span.column}: {f.code} {f.message}")
-        lines.append(f"::error {properties}::{message}\n")
+        lines.append(f"::{rule_meta.severity(f.code)} {properties}::{message}\n")
     return "".join(lines)

@@ -1,4 +1,5 @@
-"""ruff's JSON schema, key for key, so tooling that reads ruff's output reads ours."""
+"""ruff's JSON schema (0.17: `name`, `severity`, `url` included), so tooling that reads ruff's
+output reads ours. Fix edits are the smallest changed spans, as ruff's are."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dbpoollint.checks.base import Finding
+from dbpoollint.output import rule_meta
 
 
 def _location(line: int, column: int) -> dict[str, int]:
@@ -38,8 +40,10 @@ def as_dict(finding: Finding) -> dict[str, Any]:
         "fix": fix,
         "location": _location(finding.span.line, finding.span.column),
         "message": finding.message,
+        "name": rule_meta.name(finding.code),
         "noqa_row": finding.span.line,
-        "url": None,
+        "severity": rule_meta.severity(finding.code),
+        "url": rule_meta.url(finding.code),
     }
 
 

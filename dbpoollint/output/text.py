@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -8,6 +9,7 @@ import click
 
 from dbpoollint.checks import RULES_BY_CODE
 from dbpoollint.checks.base import Finding
+from dbpoollint.output.masking import mask_line
 
 
 def _line(finding: Finding) -> str:
@@ -35,7 +37,7 @@ def format_full(findings: Sequence[Finding]) -> str:
         lines = cache[finding.path]
         if 0 < finding.span.line <= len(lines):
             source = lines[finding.span.line - 1]
-            out.append(f"  {finding.span.line:>4} | {source}")
+            out.append(f"  {finding.span.line:>4} | {mask_line(source)}")
             width = (
                 finding.span.end_column - finding.span.column
                 if finding.span.end_line == finding.span.line
@@ -58,11 +60,29 @@ def summary_line(findings: Sequence[Finding]) -> str:
     return f"Found {len(findings)} {noun}.{tail}"
 
 
-def statistics(findings: Sequence[Finding]) -> str:
+def statistics(findings: Sequence[Finding], as_json: bool = False) -> str:
+    """ruff's `--statistics`: count, code, `[*]` when fixable, name; most frequent first."""
     counts = Counter(f.code for f in findings)
-    rows = []
-    for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+    fixable = Counter(
+        f.code for f in findings if f.fix is not None and f.fix.applicability == "safe"
+    )
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if as_json:
+        rows = [
+            {
+                "code": code,
+                "name": RULES_BY_CODE[code].name if code in RULES_BY_CODE else None,
+                "count": count,
+                "fixable": fixable[code] > 0,
+                "fixable_count": fixable[code],
+            }
+            for code, count in ordered
+        ]
+        return json.dumps(rows, indent=2) + "\n"
+    width = max((len(str(count)) for _, count in ordered), default=1)
+    lines = []
+    for code, count in ordered:
         rule = RULES_BY_CODE.get(code)
-        name = rule.name if rule else ""
-        rows.append(f"{count:>5}\t{code}\t{name}")
-    return "\n".join(rows) + ("\n" if rows else "")
+        marker = "[*] " if fixable[code] else ""
+        lines.append(f"{count:>{width}}\t{code}\t{marker}{rule.name if rule else ''}")
+    return "\n".join(lines) + ("\n" if lines else "")
