@@ -205,8 +205,10 @@ def _ruff_json_keys(project: Path) -> tuple[set[str], set[str], set[str]]:
     """The keys ruff itself writes (finding, fix, edit), from a run on a fixable mistake."""
     source = write(project / "ruff_sample" / "sample.py", "import os\n")
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F401"]
-        + ["--output-format", "json", str(source)],
+        [
+            *(sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F401"),
+            *("--output-format", "json", str(source)),
+        ],
         capture_output=True,
         text=True,
         check=False,
