@@ -189,11 +189,17 @@ PROJECT_FILE_PATTERNS = (
     "serverless.yaml",
     "template.yaml",
     "template.yml",
+    "env.*",
+    "pgbouncer*.ini",
+    "*pgbouncer*.ini",
 )
 
 
 def is_project_file(name: str) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PROJECT_FILE_PATTERNS)
+    # `env.*` names env files by convention, but alembic's `env.py` is code.
+    return not _is_python(name) and any(
+        fnmatch.fnmatchcase(name, pattern) for pattern in PROJECT_FILE_PATTERNS
+    )
 
 
 def discover_project_files(

@@ -123,6 +123,12 @@ class Pooler:
     direct_port: int | None = None
     source: str = ""
     pack: str = ""
+    # Container images (compose `image:` patterns): such an entry classifies the compose
+    # service a URL reaches, never a URL by itself; `ports` are then the container's ports.
+    images: tuple[str, ...] = ()
+    # Environment keys of such a service that set the pool mode / `max_prepared_statements`.
+    mode_env: tuple[str, ...] = ()
+    prepared_statements_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -396,6 +402,9 @@ _POOLER_KEYS = {
     "hosts",
     "ports",
     "params",
+    "images",
+    "mode-env",
+    "prepared-statements-env",
     "mode",
     "prepared-statements",
     "prepared-statements-note",
@@ -695,9 +704,12 @@ def _load_pooler_tables(
             direct_port=reader.optional_int("direct-port"),
             source=reader.string("source", ""),
             pack=pack_name,
+            images=reader.strings("images"),
+            mode_env=reader.strings("mode-env"),
+            prepared_statements_env=reader.strings("prepared-statements-env"),
         )
-        if not (pooler.hosts or pooler.ports or pooler.params):
-            raise reader.fail("hosts", "a pooler needs `hosts`, `ports` or `params`")
+        if not (pooler.hosts or pooler.ports or pooler.params or pooler.images):
+            raise reader.fail("hosts", "a pooler needs `hosts`, `ports`, `params` or `images`")
         poolers.append(pooler)
     caches = []
     for index, table in enumerate(_tables(top, data, "statement-caches")):

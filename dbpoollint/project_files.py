@@ -27,6 +27,7 @@ from dotenv.parser import parse_stream
 from dotenv.variables import Literal, Variable, parse_variables
 
 from dbpoollint.compose import ComposeFile, read_compose
+from dbpoollint.pgbouncer_ini import PgBouncerIni, is_pgbouncer_ini, read_pgbouncer_ini
 from dbpoollint.yaml_source import LineDict, LineList, YamlError, load_documents
 
 DOTENV_PATTERNS = (".env", ".env.*", "*.env", "env.*")
@@ -217,11 +218,13 @@ def _ini_position(text: str, key: str) -> tuple[int, int]:
 
 @dataclass
 class ProjectConfig:
-    """Every environment value, alembic.ini and compose file the checked paths hold."""
+    """Every environment value, alembic.ini, compose file and pgbouncer.ini the checked paths
+    hold."""
 
     env: list[ConfigValue]
     alembic: list[AlembicIni]
     compose: list[ComposeFile] = field(default_factory=list)
+    pgbouncer: list[PgBouncerIni] = field(default_factory=list)
 
     def values_of(self, name: str) -> list[ConfigValue]:
         return [v for v in self.env if v.key == name]
@@ -238,6 +241,7 @@ def read_project(
     env: list[ConfigValue] = []
     alembic: list[AlembicIni] = []
     compose: list[ComposeFile] = []
+    pgbouncer: list[PgBouncerIni] = []
     dotenv_by_dir: dict[str, dict[str, str]] = {}
     for path in sorted(files):
         if is_dotenv(path) or path in extra_env_files:
@@ -255,4 +259,8 @@ def read_project(
             env.extend(read_serverless(path, files[path]))
         elif PurePath(path).name == "alembic.ini":
             alembic.append(read_alembic_ini(path, files[path]))
-    return ProjectConfig(env, alembic, compose)
+        elif is_pgbouncer_ini(path):
+            ini = read_pgbouncer_ini(path, files[path])
+            if ini is not None:
+                pgbouncer.append(ini)
+    return ProjectConfig(env, alembic, compose, pgbouncer)

@@ -138,7 +138,7 @@ def classify(url: ParsedUrl, packs: PackSet) -> Pooler | None:
     """The first pooler entry the URL matches; None when none does or the deciding part is
     unknown. A port counts only together with the scheme (25061 is also DigitalOcean Redis)."""
     for pooler in packs.poolers:
-        if url.scheme not in pooler.schemes:
+        if url.scheme not in pooler.schemes or pooler.images:
             continue
         if pooler.hosts and (
             url.host is None or not any(fnmatch.fnmatchcase(url.host, p) for p in pooler.hosts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dbpoollint.packs import load_packs
+from dbpoollint.pgbouncer_ini import is_pgbouncer_ini, read_pgbouncer_ini
+from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
 from dbpoollint.project_files import read_project
 from dbpoollint.urls import classify, mask, parse, real_password
 
@@ -16,9 +18,10 @@ PACKS = load_packs()
     [
         pytest.param(
             "postgresql://u:p@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
-            "supabase-transaction",
+            "supabase-transaction-host",
             id="supabase-transaction",
         ),
+        pytest.param("postgresql://u@db.internal:6543/app", "supabase-transaction", id="6543"),
         pytest.param(
             "postgresql://u@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
             "supabase-session",
@@ -106,3 +109,85 @@ def test_reads_dotenv_compose_serverless_and_alembic_ini() -> None:
     assert ini.url is not None and ini.url.value == "postgresql://m@h:6432/m"
     assert ini.url.line == 3
     assert ini.script_location == "p/migrations"
+
+
+def _evidence(files: dict[str, str]) -> PoolerEvidence:
+    config = read_project(files)
+    return PoolerEvidence(load_packs(), config.compose, config.pgbouncer)
+
+
+def _verdict(files: dict[str, str], url: str) -> Verdict:
+    parsed = parse(url)
+    assert parsed is not None
+    return _evidence(files).verdict(parsed, "p/app.py")
+
+
+COMPOSE_POSTGRES_6432 = "services:\n  db:\n    image: postgres:16\n    ports: ['6432:5432']\n"
+
+
+def test_a_port_alone_is_weak_and_says_so() -> None:
+    verdict = _verdict({}, "postgresql://app@db.internal:6432/app")
+    assert verdict.evidence == "port"
+    assert verdict.pooler is not None and "only the port says so" in verdict.pooler.title
+
+
+def test_compose_postgres_image_outweighs_the_pgbouncer_port() -> None:
+    files = {"p/docker-compose.yml": COMPOSE_POSTGRES_6432}
+    verdict = _verdict(files, "postgresql://app@localhost:6432/app")
+    assert (verdict.pooler, verdict.evidence) == (None, "compose")
+    # Another host is not what compose publishes: the port stays the only (weak) evidence.
+    assert _verdict(files, "postgresql://app@db.internal:6432/app").evidence == "port"
+
+
+def test_compose_in_another_service_folder_says_nothing() -> None:
+    files = {"other/docker-compose.yml": COMPOSE_POSTGRES_6432}
+    assert _verdict(files, "postgresql://app@localhost:6432/app").evidence == "port"
+
+
+def test_compose_pooler_overrules_the_port_and_the_title_says_why() -> None:
+    files = {
+        "p/compose.yaml": (
+            "services:\n  bouncer:\n    image: bitnami/pgbouncer:latest\n"
+            "    environment: {PGBOUNCER_POOL_MODE: transaction}\n    ports: ['6543:6432']\n"
+        )
+    }
+    verdict = _verdict(files, "postgresql://app@localhost:6543/app")
+    assert verdict.evidence == "compose" and verdict.pooler is not None
+    assert verdict.pooler.mode == "transaction"
+    assert verdict.pooler.prepared_statements == "depends"  # `latest` names no version
+    assert "`PGBOUNCER_POOL_MODE=transaction` at compose.yaml:4" in verdict.pooler.title
+    assert verdict.pooler.title.endswith("not Supabase Supavisor (transaction mode, port 6543)")
+
+
+def test_mounted_pgbouncer_ini_decides_the_compose_service() -> None:
+    files = {
+        "p/docker-compose.yml": (
+            "services:\n  pgbouncer:\n    image: edoburu/pgbouncer\n"
+            "    environment: [POOL_MODE=session]\n    ports: ['6432:5432']\n"
+            "    volumes: ['./pgbouncer/pgbouncer.ini:/etc/pgbouncer/pgbouncer.ini:ro']\n"
+        ),
+        "p/pgbouncer/pgbouncer.ini": "[pgbouncer]\npool_mode = transaction\n",
+    }
+    verdict = _verdict(files, "postgresql://app@localhost:6432/app")
+    assert verdict.pooler is not None and verdict.pooler.mode == "transaction"
+    assert "`pool_mode = transaction` in pgbouncer.ini:2" in verdict.pooler.title
+
+
+def test_known_pooler_host_decides_without_project_files() -> None:
+    verdict = _verdict({}, "postgresql://a@ep-cool-1-pooler.us-east-2.aws.neon.tech/db")
+    assert verdict.evidence == "url" and verdict.pooler is not None
+    assert verdict.pooler.name == "neon-pooler"
+
+
+def test_reads_pgbouncer_ini_with_includes_comments_and_defaults() -> None:
+    text = (
+        "%include /etc/pgbouncer/extra.ini\n[databases]\n* = host=db\n"
+        "[pgbouncer]\n; a comment\nlisten_addr = *\nmax_prepared_statements = 0 ; off\n"
+    )
+    ini = read_pgbouncer_ini("deploy/pgbouncer.ini", text)
+    assert ini is not None
+    assert (ini.pool_mode, ini.pool_mode_line, ini.listen_port) == ("session", 0, 6432)
+    assert ini.max_prepared_statements == 0 and ini.prepared_statements == "no"
+    assert ini.max_prepared_statements_line == 7
+    assert read_pgbouncer_ini("pgbouncer.ini", "[databases]\na = host=b\n") is None
+    assert is_pgbouncer_ini("config/pgbouncer-prod.ini") and not is_pgbouncer_ini("alembic.ini")

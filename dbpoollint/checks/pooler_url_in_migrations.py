@@ -22,12 +22,18 @@ class PoolerUrlInMigrations(Rule):
 
     URLs are followed from literals, f-strings, `os.environ`/`os.getenv` (through the `.env*`,
     docker-compose `environment:` and serverless files of the checked paths), module constants,
-    local helper functions, and pydantic `BaseSettings` fields. A pooler is recognised by the
-    pooler pack (`rules/poolers.toml`): Supabase/Supavisor port 6543, PgBouncer 6432,
-    `pgbouncer=true`, Neon `-pooler` hosts, DigitalOcean 25061, always with a PostgreSQL
-    scheme. Only transaction-mode poolers are reported: a session pooler (Supabase's 5432 on
-    `pooler.supabase.com`) or RDS Proxy (which pins) is fine for migrations. A docker-compose
-    port mapping such as `6432:5432` is not a URL and never counts.
+    local helper functions, and pydantic `BaseSettings` fields. What a URL connects to is
+    decided by the strongest evidence: a known pooler host or parameter (Neon `-pooler` hosts,
+    `*.pooler.supabase.com`, `pgbouncer=true`); else the docker-compose service it reaches
+    (service name as host, or a loopback host and a published port), by its image:
+    `postgres:*` is direct, a PgBouncer image a pooler in the mode its environment
+    (`POOL_MODE`, `PGBOUNCER_POOL_MODE`) or mounted `pgbouncer.ini` sets, Supavisor by its
+    port; else a committed `pgbouncer.ini` listening on that port; else the port alone
+    (PgBouncer 6432, Supavisor 6543, DigitalOcean 25061, with a PostgreSQL scheme), which is
+    weak evidence and the message says so. So compose `6432:5432` on `postgres:16` makes
+    `localhost:6432` direct. Only transaction-mode poolers are reported: a session pooler
+    (Supabase's 5432 on `pooler.supabase.com`) or RDS Proxy (which pins) is fine for
+    migrations.
 
     ## Why is this bad?
     In transaction mode the pooler hands each transaction to any server connection. Migrations
@@ -118,7 +124,7 @@ class PoolerUrlInMigrations(Rule):
         runner: str,
     ) -> Iterator[Finding]:
         for resolved in urls:
-            pooler = resolver.classify(resolved.url)
+            pooler = resolver.classify(resolved.url, path)
             if pooler is None or pooler.mode != "transaction":
                 continue
             direct = (

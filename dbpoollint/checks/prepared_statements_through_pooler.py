@@ -33,11 +33,14 @@ class PreparedStatementsThroughPooler(Rule):
     not `None`, SQLAlchemy's `connect_args` (and, for asyncpg, its own
     `prepared_statement_cache_size`) without them.
 
-    The pooler comes from the URL (followed as DPL401 does) and the pooler pack: Supavisor
-    transaction mode (6543) does not keep prepared statements; PgBouncer (6432,
-    `pgbouncer=true`, DigitalOcean 25061) does only from 1.21 with `max_prepared_statements > 0`
-    (default 0 before 1.24), so it is reported with that condition in the message; Neon's
-    pooler does, and is not reported. The driver of a SQLAlchemy engine is the URL's `+driver`
+    The pooler comes from the URL, followed and judged as DPL401 does (a known host, the
+    compose service and image it reaches, a committed `pgbouncer.ini`, else the port alone):
+    Supavisor transaction mode (6543) does not keep prepared statements; PgBouncer does only
+    from 1.21 with `max_prepared_statements > 0` (default 0 before 1.24, 200 from 1.24). A
+    `pgbouncer.ini` or compose environment that sets it, or a PgBouncer image tag that names
+    the version, settles it; otherwise it is reported with that condition in the message.
+    Neon's pooler keeps them, and is not reported. Compose `6432:5432` on `postgres:16` is
+    plain PostgreSQL, not reported. The driver of a SQLAlchemy engine is the URL's `+driver`
     (`postgresql+asyncpg://`). A keyword passed as a variable, or `**options`, counts as set.
 
     ## Why is this bad?
@@ -93,7 +96,7 @@ class PreparedStatementsThroughPooler(Rule):
                     continue
                 urls = resolver.call_urls(summary, fact)
                 for resolved in urls:
-                    pooler = resolver.classify(resolved.url)
+                    pooler = resolver.classify(resolved.url, summary.path)
                     if pooler is None or pooler.mode != "transaction":
                         continue
                     if pooler.prepared_statements == "yes":

@@ -25,8 +25,9 @@ from dbpoollint.analysis.model import ClientCallFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import Project
 from dbpoollint.packs import ClientCall, PackSet, Pooler, load_packs
+from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
 from dbpoollint.project_files import ConfigValue, ProjectConfig, read_project
-from dbpoollint.urls import ParsedUrl, classify, mask, parse
+from dbpoollint.urls import ParsedUrl, mask, parse
 
 FALLBACK_URL_KEYWORDS = ("url", "dsn", "conninfo", "name_or_url", "database_url")
 MAX_DEPTH = 8
@@ -58,8 +59,16 @@ class UrlResolver:
     def config(self) -> ProjectConfig:
         return read_project(self.project.files)
 
-    def classify(self, url: ParsedUrl) -> Pooler | None:
-        return classify(url, self.packs)
+    @cached_property
+    def evidence(self) -> PoolerEvidence:
+        return PoolerEvidence(self.packs, self.config.compose, self.config.pgbouncer)
+
+    def verdict(self, url: ParsedUrl, source_path: str | None = None) -> Verdict:
+        return self.evidence.verdict(url, source_path)
+
+    def classify(self, url: ParsedUrl, source_path: str | None = None) -> Pooler | None:
+        """The pooler the URL goes through, by the strongest evidence (`pooler_evidence`)."""
+        return self.evidence.verdict(url, source_path).pooler
 
     def resolve(
         self, summary: ModuleSummary, value: Value, function: str | None = None
