@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pathspec
+
 # The same set ruff skips by default: tool caches, virtualenvs, build output, vendored deps.
 DEFAULT_EXCLUDES = (
     ".bzr",
@@ -47,61 +49,36 @@ class DiscoveryError(Exception):
 
 
 @dataclass
-class _IgnoreRule:
-    base: Path
-    pattern: str
-    negated: bool
-    directory_only: bool
-    anchored: bool
-
-    def matches(self, path: Path, is_dir: bool) -> bool:
-        if self.directory_only and not is_dir:
-            return False
-        try:
-            relative = path.relative_to(self.base).as_posix()
-        except ValueError:
-            return False
-        if self.anchored:
-            return fnmatch.fnmatchcase(relative, self.pattern) or fnmatch.fnmatchcase(
-                relative, self.pattern.removeprefix("**/")
-            )
-        return fnmatch.fnmatchcase(path.name, self.pattern)
-
-
-@dataclass
 class GitIgnore:
-    """A small .gitignore matcher: negation, directory-only and anchored patterns, `**`."""
+    """`.gitignore` files as git reads them (pathspec's gitwildmatch): each file's patterns are
+    relative to its folder, the last matching pattern of a file wins (so `!keep.py` re-includes),
+    and a deeper file overrides the ones above it."""
 
-    rules: list[_IgnoreRule] = field(default_factory=list)
+    specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = field(default_factory=list)
     loaded: set[Path] = field(default_factory=set)
 
     def load(self, directory: Path) -> None:
         if directory in self.loaded:
             return
         self.loaded.add(directory)
-        ignore_file = directory / ".gitignore"
         try:
-            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            lines = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace")
         except OSError:
             return
-        for raw in lines:
-            line = raw.rstrip()
-            if not line or line.startswith("#"):
-                continue
-            negated = line.startswith("!")
-            line = line[1:] if negated else line
-            directory_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = "/" in line
-            self.rules.append(
-                _IgnoreRule(directory, line.lstrip("/"), negated, directory_only, anchored)
-            )
+        self.specs.append((directory, pathspec.GitIgnoreSpec.from_lines(lines.splitlines())))
+        # Deeper folders last: their verdict is the one that stands.
+        self.specs.sort(key=lambda item: len(item[0].parts))
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
         verdict = False
-        for rule in self.rules:
-            if rule.negated == verdict and rule.matches(path, is_dir):
-                verdict = not rule.negated
+        for base, spec in self.specs:
+            try:
+                relative = path.relative_to(base).as_posix()
+            except ValueError:
+                continue
+            result = spec.check_file(relative + "/" if is_dir else relative)
+            if result.include is not None:
+                verdict = result.include
         return verdict
 
 

@@ -1,10 +1,16 @@
-"""Which version of a library the project runs: read from its pins, compared without `packaging`.
+"""Which version of a library the project runs, read from its pins with `packaging`.
 
-Pins come from the project files the engine collected (``Project.files``): lock files first
-(``uv.lock``, ``poetry.lock``, ``Pipfile.lock`` give the exact version), then ``==`` / ranges in
-``requirements*.txt`` (following ``-r`` includes) and ``pyproject.toml`` (PEP 621 dependencies,
-optional dependencies, dependency groups and Poetry's tables). A range stands for the newest
-version it allows: ``redis<8`` is read as "just below 8", ``redis>=5`` as "the newest".
+Pins come from the project files the engine collected (``Project.files``): lock files
+(``uv.lock``, ``poetry.lock``, ``Pipfile.lock`` give the exact version), PEP 508 requirements in
+``requirements*.txt`` (following ``-r`` includes, joining ``\\`` continuations, skipping
+``--hash`` options) and ``pyproject.toml`` (PEP 621 dependencies, optional dependencies,
+dependency groups and Poetry's tables, whose ``^``/``~`` constraints are turned into PEP 440).
+A specifier set stands for the newest version it allows: ``redis<8`` is read as "just below 8",
+``redis>=5`` as "the newest". A distribution and its aliases are one package
+(``psycopg2-binary`` is psycopg2; ``redis[hiredis]`` is redis).
+
+In a monorepo each module takes the pins of its nearest project (the closest folder above it
+with pin files); a folder further up decides only what the nearer one leaves open.
 """
 
 from __future__ import annotations
@@ -13,53 +19,60 @@ import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import total_ordering
 from pathlib import Path, PurePath
 from typing import Any
 
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+from packaging.version import Version as Pep440Version
+
+# Distributions that install the same importable package as another, whose defaults apply.
+# (psycopg2's and psycopg's binary wheels; mysql-connector's old distribution name.)
+DISTRIBUTION_ALIASES: dict[str, str] = {
+    "psycopg2-binary": "psycopg2",
+    "psycopg-binary": "psycopg",
+    "psycopg-c": "psycopg",
+    "mysql-connector": "mysql-connector-python",
+}
+
 
 def normalise(name: str) -> str:
-    """PEP 503 name normalisation: `Flask_SQLAlchemy` and `flask-sqlalchemy` are one package."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503 name normalisation plus the alias table: `Psycopg2_Binary` is psycopg2."""
+    canonical = str(canonicalize_name(name))
+    return DISTRIBUTION_ALIASES.get(canonical, canonical)
 
 
+@total_ordering
 @dataclass(frozen=True)
 class Version:
-    """X.Y.Z (pre-releases sort before their release). `below` marks "just below this"."""
+    """A PEP 440 version; `below` marks "just below this one" (the newest `<8` allows)."""
 
-    parts: tuple[int, ...]
-    pre: int = 0  # 0 for a release, -1 for a pre-release (a, b, rc, dev)
+    value: Pep440Version
     below: bool = False
 
     @property
-    def key(self) -> tuple[tuple[int, ...], int, int]:
-        padded = (*self.parts, *(0,) * (4 - len(self.parts)))[:4]
-        return padded, -1 if self.below else 0, self.pre
+    def key(self) -> tuple[Pep440Version, int]:
+        return self.value, -1 if self.below else 0
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
         return self.key < other.key
 
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self.key <= other.key
-
     def __str__(self) -> str:
-        text = ".".join(str(p) for p in self.parts)
-        return f"<{text}" if self.below else text
-
-
-_VERSION = re.compile(r"^\s*v?(\d+(?:\.\d+)*)(?:\.?(a|b|c|rc|alpha|beta|pre|dev)\.?\d*)?")
+        return f"<{self.value}" if self.below else str(self.value)
 
 
 def parse_version(text: str) -> Version | None:
-    match = _VERSION.match(text)
-    if match is None:
+    try:
+        return Version(Pep440Version(text.strip()))
+    except InvalidVersion:
         return None
-    parts = tuple(int(p) for p in match.group(1).split("."))
-    return Version(parts, -1 if match.group(2) else 0)
 
 
 def in_range(version: Version | None, since: str, until: str) -> bool:
@@ -68,73 +81,125 @@ def in_range(version: Version | None, since: str, until: str) -> bool:
         return not until
     low = parse_version(since) if since else None
     high = parse_version(until) if until else None
-    return (low is None or low.key <= version.key) and (high is None or version.key < high.key)
+    return (low is None or low <= version) and (high is None or version < high)
 
 
 @dataclass(frozen=True)
 class Pin:
     package: str
-    spec: str  # as written: "==7.4.1", ">=5,<8", "7.4.1" (a lock file)
+    spec: str  # as written: "==7.4.1", ">=5,<8", "==7.4.1" (a lock file)
     source: str  # the file it came from
     version: Version | None  # the newest version the pin allows; None: any
+    written: str = ""  # the distribution as written, when it is an alias: "psycopg2-binary"
 
     def describe(self) -> str:
-        return f"{self.package}{self.spec} in {PurePath(self.source).name}"
+        return f"{self.written or self.package}{self.spec} in {PurePath(self.source).name}"
+
+    def allows(self, version: Version) -> bool:
+        try:
+            return SpecifierSet(_pep440(self.spec)).contains(version.value, prereleases=True)
+        except InvalidSpecifier:
+            return False
 
 
-_CLAUSE = re.compile(r"(===|==|~=|!=|<=|>=|<|>|\^|~)\s*([0-9][0-9A-Za-z.*+!-]*)")
+def _bump(version: Pep440Version, index: int) -> Version:
+    parts = [*version.release[: index + 1]]
+    parts += [0] * (index + 1 - len(parts))
+    parts[index] += 1
+    return Version(Pep440Version(".".join(map(str, parts))), below=True)
+
+
+_POETRY = re.compile(r"^(\^|~(?!=))\s*(\S+)$")
+
+
+def _pep440(spec: str) -> str:
+    """Poetry's `^1.2` / `~1.2` / bare `1.2` as PEP 440 (`>=1.2,<2` / `>=1.2,<1.3` / `==1.2`)."""
+    clauses = []
+    for clause in re.split(r"[,\s]+(?=[<>=!~^0-9])", spec.strip()):
+        clause = clause.strip()
+        match = _POETRY.match(clause)
+        if match is None:
+            clauses.append(f"=={clause}" if clause[:1].isdigit() else clause)
+            continue
+        try:
+            version = Pep440Version(match.group(2))
+        except InvalidVersion:
+            clauses.append(clause)
+            continue
+        if match.group(1) == "^":  # up to the next change of the first non-zero part
+            index = next((i for i, p in enumerate(version.release) if p), 0)
+        else:  # ~1.2 -> <1.3, ~1 -> <2
+            index = min(1, len(version.release) - 1)
+        clauses += [f">={version}", f"<{_bump(version, index).value}"]
+    return ",".join(c for c in clauses if c)
 
 
 def newest_allowed(spec: str) -> Version | None:
-    """The newest version a specifier allows, or None when it has no upper bound."""
+    """The newest version a specifier set allows, or None when it has no upper bound."""
+    if "||" in spec:  # Poetry alternatives: the newest of them
+        options = [newest_allowed(part) for part in spec.split("||")]
+        return None if None in options else max(v for v in options if v is not None)
+    try:
+        specifiers = SpecifierSet(_pep440(spec))
+    except InvalidSpecifier:
+        return None
     best: Version | None = None
-    for operator, text in _CLAUSE.findall(spec):
-        version = parse_version(text.replace(".*", ""))
-        if version is None:
+    for specifier in specifiers:
+        operator, text = specifier.operator, specifier.version
+        try:
+            version = Pep440Version(text.removesuffix(".*"))
+        except InvalidVersion:
             continue
         bound: Version | None = None
-        if operator in ("==", "===") and "*" not in text:
-            return version
-        if operator in ("==", "==="):  # ==4.* -> below 5
-            bound = _bump(version, len(version.parts) - 1)
+        if operator in ("==", "===") and not text.endswith(".*"):
+            return Version(version)
+        if operator == "==":  # ==4.* -> below 5
+            bound = _bump(version, len(version.release) - 1)
         elif operator == "<=":
-            bound = version
+            bound = Version(version)
         elif operator == "<":
-            bound = Version(version.parts, version.pre, below=True)
-        elif operator == "~=":
-            bound = _bump(version, max(len(version.parts) - 2, 0))
-        elif operator == "^":  # Poetry caret: up to the next change of the first non-zero part
-            first = next((i for i, p in enumerate(version.parts) if p), 0)
-            bound = _bump(version, first)
-        elif operator == "~":  # Poetry tilde: ~1.2 -> <1.3, ~1 -> <2
-            bound = _bump(version, min(1, len(version.parts) - 1))
-        if bound is not None and (best is None or bound.key < best.key):
+            bound = Version(version, below=True)
+        elif operator == "~=":  # ~=2.8.5 -> below 2.9; ~=2.8 -> below 3
+            bound = _bump(version, max(len(version.release) - 2, 0))
+        # `!=`, `>`, `>=` set no upper bound.
+        if bound is not None and (best is None or bound < best):
             best = bound
-    if best is None and re.fullmatch(r"\s*[0-9][0-9A-Za-z.]*\s*", spec):
-        return parse_version(spec)  # a bare version (Poetry `redis = "4.5.1"`, lock files)
     return best
 
 
-def _bump(version: Version, index: int) -> Version:
-    parts = [*version.parts[: index + 1]]
-    parts[index] += 1
-    return Version(tuple(parts), 0, below=True)
+# --- reading pins -----------------------------------------------------------------------------
+
+# The markers of a requirement are judged in this interpreter's environment, no extra asked.
+_ENVIRONMENT: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+_ENVIRONMENT["extra"] = ""
 
 
-_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*(.*)$")
-
-
-def _requirement(line: str) -> tuple[str, str] | None:
-    line = line.split("#", 1)[0].split(";", 1)[0].strip()
-    if not line or line.startswith(("-", "git+", "http:", "https:", "file:", ".")):
+def _parse_requirement(text: str) -> tuple[str, str, str] | None:
+    """(package, spec, name as written) of a PEP 508 requirement whose marker can apply."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
         return None
-    match = _REQUIREMENT.match(line)
-    if match is None:
-        return None
-    spec = match.group(3).strip().strip("()").replace(" ", "")
-    if spec.startswith("@"):
-        spec = ""
-    return normalise(match.group(1)), spec
+    if requirement.marker is not None:
+        try:
+            if not requirement.marker.evaluate(_ENVIRONMENT):
+                return None
+        except Exception:  # an unknown marker variable: keep the pin rather than guess
+            pass
+    spec = "" if requirement.url else str(requirement.specifier)
+    written = str(canonicalize_name(requirement.name))
+    package = normalise(requirement.name)
+    return package, spec, (written if written != package else "")
+
+
+def _requirement_lines(text: str) -> Iterable[str]:
+    """Logical lines: `\\` continuations joined, comments and `--hash` options dropped."""
+    logical = re.sub(r"\\\r?\n", " ", text)
+    for raw in logical.splitlines():
+        line = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0].strip()
+        line = re.split(r"\s--?[a-z]", " " + line, maxsplit=1)[0].strip() if line else ""
+        if line or raw.strip().startswith("-"):
+            yield line or raw.strip()
 
 
 def _requirements(path: str, files: Mapping[str, str], seen: set[str]) -> Iterable[Pin]:
@@ -148,17 +213,18 @@ def _requirements(path: str, files: Mapping[str, str], seen: set[str]) -> Iterab
             text = Path(path).read_text(encoding="utf-8", errors="replace")[:1_000_000]
         except OSError:
             return
-    for raw in text.splitlines():
-        line = raw.strip()
+    for line in _requirement_lines(text):
         include = re.match(r"^(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)", line)
         if include:
             target = str(PurePath(path).parent / include.group(1))
             yield from _requirements(_find(target, files), files, seen)
             continue
-        found = _requirement(line)
+        if line.startswith(("-", ".", "/")) or "://" in line.split("@", 1)[0]:
+            continue  # options, local paths, bare URLs: no version to read
+        found = _parse_requirement(line)
         if found is not None:
-            name, spec = found
-            yield Pin(name, spec, path, newest_allowed(spec))
+            package, spec, written = found
+            yield Pin(package, spec, path, newest_allowed(spec), written)
 
 
 def _find(target: str, files: Mapping[str, str]) -> str:
@@ -194,9 +260,9 @@ def _pyproject(path: str, text: str) -> Iterable[Pin]:
     lists += list(data.get("dependency-groups", {}).values())
     for entries in lists:
         for entry in entries if isinstance(entries, list) else []:
-            found = _requirement(entry) if isinstance(entry, str) else None
+            found = _parse_requirement(entry) if isinstance(entry, str) else None
             if found is not None:
-                yield Pin(found[0], found[1], path, newest_allowed(found[1]))
+                yield Pin(found[0], found[1], path, newest_allowed(found[1]), found[2])
     poetry = data.get("tool", {}).get("poetry", {})
     tables = [poetry.get("dependencies", {}), poetry.get("dev-dependencies", {})]
     tables += [g.get("dependencies", {}) for g in poetry.get("group", {}).values()]
@@ -204,10 +270,17 @@ def _pyproject(path: str, text: str) -> Iterable[Pin]:
         for name, value in table.items() if isinstance(table, dict) else []:
             spec = value.get("version", "") if isinstance(value, dict) else value
             if isinstance(spec, str) and name != "python":
-                spec = spec.replace(" ", "")
-                spec = "" if spec == "*" else spec
+                spec = "" if spec.strip() == "*" else spec.replace(" ", "")
                 spec = f"=={spec}" if spec[:1].isdigit() else spec  # Poetry: bare is exact
-                yield Pin(normalise(name), spec, path, newest_allowed(spec))
+                package = normalise(name)
+                written = str(canonicalize_name(name))
+                yield Pin(
+                    package,
+                    spec,
+                    path,
+                    newest_allowed(spec),
+                    written if written != package else "",
+                )
 
 
 def _lock(path: str, text: str) -> Iterable[Pin]:
@@ -229,6 +302,21 @@ def _lock(path: str, text: str) -> Iterable[Pin]:
             yield Pin(normalise(package["name"]), f"=={version}", path, parse_version(version))
 
 
+LOCK_FILES = ("uv.lock", "poetry.lock", "Pipfile.lock")
+
+
+def _is_requirements(path: str) -> bool:
+    name = PurePath(path).name
+    return bool(re.fullmatch(r"requirements.*\.(txt|in)", name)) or (
+        name.endswith(".txt") and "requirements" in PurePath(path).parts
+    )
+
+
+def is_pin_file(path: str) -> bool:
+    name = PurePath(path).name
+    return name in LOCK_FILES or name == "pyproject.toml" or _is_requirements(path)
+
+
 def read_pins(files: Mapping[str, str]) -> dict[str, Pin]:
     """package -> the pin that decides it: a lock file beats a requirements file beats pyproject."""
     ranked: dict[str, tuple[int, Pin]] = {}
@@ -241,15 +329,57 @@ def read_pins(files: Mapping[str, str]) -> dict[str, Pin]:
     seen: set[str] = set()
     for path in sorted(files):
         name = PurePath(path).name
-        if name in ("uv.lock", "poetry.lock", "Pipfile.lock"):
+        if name in LOCK_FILES:
             for pin in _lock(path, files[path]):
                 offer(0, pin)
-        elif re.fullmatch(r"requirements.*\.(txt|in)", name) or (
-            name.endswith(".txt") and "requirements" in PurePath(path).parts
-        ):
+        elif _is_requirements(path):
             for pin in _requirements(path, files, seen):
                 offer(1 if name.endswith(".txt") else 2, pin)
         elif name == "pyproject.toml":
             for pin in _pyproject(path, files[path]):
                 offer(3, pin)
     return {package: pin for package, (_, pin) in ranked.items()}
+
+
+def _project_folder(path: str) -> Path:
+    """The folder a pin file speaks for: `requirements/base.txt` is its parent's."""
+    folder = Path(path).resolve().parent
+    return folder.parent if folder.name == "requirements" else folder
+
+
+@dataclass
+class PinIndex:
+    """Pins per project folder, so a module reads its nearest project's pins first."""
+
+    by_folder: dict[Path, dict[str, Pin]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, files: Mapping[str, str]) -> PinIndex:
+        grouped: dict[Path, dict[str, str]] = {}
+        for path, text in files.items():
+            if is_pin_file(path):
+                grouped.setdefault(_project_folder(path), {})[path] = text
+        return cls({folder: read_pins(group) for folder, group in grouped.items()})
+
+    def pin(self, package: str, module_path: str | None = None) -> Pin | None:
+        """The nearest project's pin; a farther lock decides what the nearer pin leaves open
+        (`redis>=5` in a member's pyproject, `redis 7.4.1` in the workspace's uv.lock)."""
+        package = normalise(package)
+        folders = sorted(self.by_folder, key=lambda f: len(f.parts), reverse=True)
+        if module_path is not None:
+            start = Path(module_path).resolve()
+            folders = [f for f in folders if f == start or f in start.parents]
+        found = [self.by_folder[f][package] for f in folders if package in self.by_folder[f]]
+        if not found:
+            return None
+        nearest = found[0]
+        if nearest.version is None:
+            for farther in found[1:]:
+                exact = farther.version is not None and not farther.version.below
+                if (
+                    exact
+                    and farther.version
+                    and (not nearest.spec or nearest.allows(farther.version))
+                ):
+                    return farther
+        return nearest

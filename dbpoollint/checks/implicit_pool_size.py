@@ -78,7 +78,7 @@ class ImplicitPoolSize(Rule):
                     advice = f"write {knob.fix_keyword or knob.keywords[0]}={default}"
                 else:
                     advice = f"add ?{knob.url_params[-1]}={default} to the URL"
-                described = context.describe(knob, pool.call.library)
+                described = context.describe(knob, pool.call.library, pool.summary.path)
                 message = (
                     f"`{pool.fact.callee}()` leaves {knob.label} to the library default "
                     f"({described}); {advice} so the pool size is a decision"

@@ -20,7 +20,7 @@ from dbpoollint.analysis.model import ClientCallFact, DjangoDatabaseFact, Module
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import FixRequest, Project
 from dbpoollint.packs import ClientCall, Knob, KnobValue, PackSet, load_packs
-from dbpoollint.versions import Pin, in_range, normalise, read_pins
+from dbpoollint.versions import Pin, PinIndex, in_range
 
 # What `[tool.dbpoollint.fix-values]` holds when the project says nothing (seconds, connections).
 FIX_VALUE_DEFAULTS: dict[str, float] = {
@@ -55,19 +55,21 @@ class KnobState:
 
 @dataclass
 class VersionContext:
-    pins: dict[str, Pin] = field(default_factory=dict)
+    """The pinned versions; `path` (the module's) picks its nearest project's pins."""
 
-    def version_of(self, package: str) -> Pin | None:
-        return self.pins.get(normalise(package))
+    pins: PinIndex = field(default_factory=PinIndex)
 
-    def applies(self, knob: Knob) -> bool:
-        pin = self.version_of(knob.package)
+    def version_of(self, package: str, path: str | None = None) -> Pin | None:
+        return self.pins.pin(package, path)
+
+    def applies(self, knob: Knob, path: str | None = None) -> bool:
+        pin = self.version_of(knob.package, path)
         return in_range(pin.version if pin else None, knob.since, knob.until)
 
-    def describe(self, knob: Knob, library: str) -> str:
+    def describe(self, knob: Knob, library: str, path: str | None = None) -> str:
         """`redis-py 7.4.1 default: unbounded`, `... ; assuming redis>=8.0.0; pin found: none`."""
         default = describe_default(knob.default)
-        pin = self.version_of(knob.package)
+        pin = self.version_of(knob.package, path)
         if pin is None or pin.version is None:
             newest = f"{knob.package}>={knob.since}" if knob.since else f"the newest {knob.package}"
             found = pin.describe() if pin is not None else "none"
@@ -85,7 +87,7 @@ def versions(project: Project) -> VersionContext:
     cached = _CONTEXTS.get(id(project))
     if cached is not None and cached[0] is project.files:
         return cached[1]
-    context = VersionContext(read_pins(project.files))
+    context = VersionContext(PinIndex.build(project.files))
     _CONTEXTS.clear()
     _CONTEXTS[id(project)] = (project.files, context)
     return context
@@ -268,7 +270,7 @@ class PoolCall:
         context = versions(project)
         found = []
         for knob in self.call.knobs:
-            if knob.role != role or not knob.lint or not context.applies(knob):
+            if knob.role != role or not knob.lint or not context.applies(knob, self.summary.path):
                 continue
             if knob.url_schemes and self.options.scheme not in knob.url_schemes:
                 continue

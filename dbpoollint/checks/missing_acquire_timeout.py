@@ -62,7 +62,7 @@ class MissingAcquireTimeout(Rule):
                     yield Finding(pool.summary.path, pool.fact.span, self.code, message)
                     break
                 if state.state == "missing" and knob.default == "forever":
-                    described = context.describe(knob, pool.call.library)
+                    described = context.describe(knob, pool.call.library, pool.summary.path)
                     message = (
                         f"`{pool.fact.callee}()` has no {knob.label}: waiting for a free "
                         f"connection can block forever ({described}); set {knob.label}"

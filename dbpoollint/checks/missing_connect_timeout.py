@@ -58,7 +58,7 @@ class MissingConnectTimeout(Rule):
                 knob = state.knob
                 if state.state != "missing" or knob.default != "none":
                     continue
-                described = context.describe(knob, pool.call.library)
+                described = context.describe(knob, pool.call.library, pool.summary.path)
                 message = (
                     f"`{pool.fact.callee}()` has no {knob.label}: opening a connection can hang "
                     f"until the OS gives up ({described}); set a connect timeout"

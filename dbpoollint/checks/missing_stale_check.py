@@ -77,7 +77,7 @@ class MissingStaleCheck(Rule):
                     continue
                 keyword = knob.fix_keyword or knob.keywords[0]
                 written = f"{keyword}={literal_code(knob.fix_value)}"
-                described = context.describe(knob, pool.call.library)
+                described = context.describe(knob, pool.call.library, pool.summary.path)
                 message = (
                     f"`{pool.fact.callee}()` has no {knob.label}: connections the server or "
                     f"network dropped are handed out as if alive ({described}); set {written}"

@@ -69,7 +69,7 @@ class UnboundedPool(Rule):
                     yield Finding(pool.summary.path, pool.fact.span, self.code, message)
                     break
                 if state.state == "missing" and knob.default == "unbounded":
-                    described = context.describe(knob, pool.call.library)
+                    described = context.describe(knob, pool.call.library, pool.summary.path)
                     message = (
                         f"`{pool.fact.callee}()` has no {knob.label}: under load the pool grows "
                         f"without bound ({described}); set {knob.label}"
