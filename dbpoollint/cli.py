@@ -25,8 +25,10 @@ from dbpoollint.discovery import (
     discover,
     discover_project_files,
     is_test_file,
+    module_aliases,
     module_name,
     pins_above,
+    project_modules,
 )
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
@@ -179,10 +181,12 @@ def _run(
     packs = load_packs(settings.packs)
     allow_unsafe = unsafe_fixes or settings.unsafe_fixes
 
+    context: list[FileInput] = []
     if reading_stdin:
         inputs = _stdin_input(stdin_filename)
     else:
         inputs = _file_inputs(targets, settings, force_exclude)
+        context = _context_inputs(targets, settings, {f.path for f in inputs})
     if not inputs:
         click.echo("warning: No Python files found under the given path(s)", err=True)
         sys.exit(EXIT_CLEAN)
@@ -205,6 +209,7 @@ def _run(
                 project_files=project_files,
                 progress=progress.start(len(files)),
                 fix_values=settings.fix_values,
+                context=context,
             )
             sources = {f.path: f.data for f in files if f.data is not None}
             return attach_fixes(result.findings, sources, packs, with_edits)
@@ -434,7 +439,7 @@ def _project_files(targets: list[Path], settings: Settings) -> dict[str, str]:
 def _reread(item: FileInput) -> FileInput:
     if item.data is None or item.path == "-":
         return item
-    return read_input(Path(item.path), item.module, item.is_test, item.path)
+    return read_input(Path(item.path), item.module, item.is_test, item.path, item.aliases)
 
 
 def _stdin_input(stdin_filename: str | None) -> list[FileInput]:
@@ -451,7 +456,9 @@ def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -
     return [
         _unlistable(path)
         if path.is_dir()
-        else read_input(path, module_name(path), is_test_file(path, base), str(path))
+        else read_input(
+            path, module_name(path), is_test_file(path, base), str(path), module_aliases(path)
+        )
         for path, base in files
     ]
 
@@ -464,6 +471,19 @@ def _unlistable(folder: Path) -> FileInput:
     except OSError as error:
         reason = f"cannot list folder: {(error.strerror or str(error)).lower()}"
     return FileInput(str(folder), None, folder.name, False, reason)
+
+
+def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) -> list[FileInput]:
+    """The project's other modules, read for cross-module facts only (see SPEC: whole project)."""
+    excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
+    wanted = {Path(p).resolve() for p in checked}
+    context = []
+    for path, root in project_modules(targets, excludes, settings.respect_gitignore):
+        if path.resolve() in wanted or is_test_file(path, root):
+            continue
+        display = os.path.relpath(path)
+        context.append(read_input(path, module_name(path), False, display, module_aliases(path)))
+    return context
 
 
 @main.command()

@@ -289,6 +289,74 @@ def module_name(path: Path) -> str:
     return ".".join(parts) or absolute.stem
 
 
+# A folder holding one of these is where a project (and its imports) starts.
+ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "dbpoollint.toml", ".git")
+# Folders above a module that may still be on `sys.path`: a namespace package (PEP 420, no
+# `__init__.py`) or a service folder (`backend/` holding `app/`) up to the project's root.
+MAX_ALIAS_LEVELS = 6
+
+
+def module_aliases(path: Path) -> tuple[str, ...]:
+    """Longer names the module may be imported as, up to the folder holding a root marker.
+
+    `backend/app/db.py` without `__init__.py` files is `db` to :func:`module_name` (run from its
+    own folder) but `app.db` when `backend/` is on `sys.path`, and `backend.app.db` from the
+    repository's root: the resolver knows it by all three.
+    """
+    name = module_name(path)
+    directory = path.resolve().parent
+    for _ in range(name.count(".") + (path.stem == "__init__")):
+        directory = directory.parent
+    aliases: list[str] = []
+    for _ in range(MAX_ALIAS_LEVELS):
+        if _is_root(directory) or directory.parent == directory or not directory.name:
+            break
+        name = f"{directory.name}.{name}"
+        if not directory.name.isidentifier():
+            break
+        aliases.append(name)
+        directory = directory.parent
+    return tuple(aliases)
+
+
+def _is_root(directory: Path) -> bool:
+    return any((directory / marker).exists() for marker in ROOT_MARKERS)
+
+
+def project_root(target: Path) -> Path:
+    """The nearest folder at or above `target` with a root marker (pyproject.toml, .git, ...)."""
+    start = target.resolve()
+    start = start if start.is_dir() else start.parent
+    for directory in [start, *start.parents]:
+        if _is_root(directory):
+            return directory
+    return start
+
+
+def project_modules(
+    targets: Sequence[Path],
+    excludes: Excludes,
+    respect_gitignore: bool = True,
+) -> Iterator[tuple[Path, Path]]:
+    """The Python files of the projects the targets belong to, as (file, project root).
+
+    Checking one file or folder still needs the facts of the rest of the project (who builds
+    the client a view uses, which lifespan closes it). A target the configuration excludes is
+    not part of the project: checking it explicitly checks it alone.
+    """
+    roots: list[Path] = []
+    for target in targets:
+        if not target.exists() or excludes.excluded_with_parents(target):
+            continue
+        root = project_root(target)
+        if root not in roots and not any(r in root.parents for r in roots):
+            roots = [r for r in roots if root not in r.parents] + [root]
+    seen: set[Path] = set()
+    for root in roots:
+        for found in _walk(root, excludes, respect_gitignore, seen):
+            yield found, root
+
+
 TEST_DIRECTORIES = {"tests", "test", "testing"}
 
 

@@ -25,12 +25,12 @@ from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.lifecycle import LifecycleVisitor
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.percall import (
-    ModuleIndex,
     closed_by_callers,
     external_roots_for,
     per_call_functions,
     used_per_call,
 )
+from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding, Project
@@ -158,6 +158,8 @@ class FileInput:
     module: str
     is_test: bool
     read_error: str = ""
+    # Other names the module is importable as (a namespace package's `app.db`), for the join.
+    aliases: tuple[str, ...] = ()
 
 
 def check_files(
@@ -170,40 +172,68 @@ def check_files(
     project_files: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
     fix_values: Mapping[str, float] | None = None,
+    context: Sequence[FileInput] = (),
 ) -> CheckResult:
-    """Check files; `progress` is called with the number of files analysed as they finish."""
+    """Check files; `progress` is called with the number of files analysed as they finish.
+
+    `context` holds the project's other modules: they are analysed for their facts (who builds a
+    client, who closes it, what a package re-exports) and nothing is reported in them.
+    """
     results: list[FileResult] = []
     pending: list[tuple[str, bytes, str, bool, bool]] = []
     skipped: list[FileInput] = []
-    for item in inputs:
+    checked = {item.path for item in inputs}
+    extra = [item for item in context if item.path not in checked and item.data is not None]
+    for item in [*inputs, *extra]:
         if item.data is None:
             results.append(
                 FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
             )
-        elif force_parse or (not item.is_test and packs.worth_parsing(item.data)):
+        elif (force_parse and item.path in checked) or (
+            not item.is_test and packs.worth_parsing(item.data)
+        ):
             # Tests and conftest build clients per test on purpose and no rule reports them,
             # so they are not parsed at all.
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
     if progress is not None:
-        progress(len(inputs) - len(pending))  # files the prefilter settled at once
-    results.extend(_run_jobs(pending, packs, extra_packs, jobs, progress))
+        progress(len(inputs) - sum(1 for job in pending if job[0] in checked))
+    results.extend(_run_jobs(pending, packs, extra_packs, jobs, _only(progress, checked)))
     # A module can reach a client only through a function of this project that builds one
     # (`from proj.db import get_db` in a tasks module importing no framework): parse the
     # skipped files that mention such a function by name, so the join can follow the call.
     second = _mentioning_builders(skipped, results)
-    results.extend(_run_jobs(second, packs, extra_packs, jobs, progress))
+    results.extend(_run_jobs(second, packs, extra_packs, jobs, _only(progress, checked)))
     parsed = {job[0] for job in second}
     # DPL009 judges every noqa directive naming our codes, also in files no rule parses.
     stale_noqa = selection.enabled(UNUSED_NOQA)
     results.extend(
-        FileResult(item.path, suppressions=_directives_only(item) if stale_noqa else None)
+        FileResult(
+            item.path,
+            suppressions=_directives_only(item) if stale_noqa and item.path in checked else None,
+        )
         for item in skipped
         if item.path not in parsed
     )
-    findings = join(results, selection, project_files, packs, fix_values)
-    return CheckResult(findings, files_checked=len(inputs), files_parsed=len(pending) + len(second))
+    aliases = {item.path: item.aliases for item in [*inputs, *extra] if item.aliases}
+    findings = join(results, selection, project_files, packs, fix_values, aliases)
+    if extra:
+        findings = [f for f in findings if f.path in checked]
+    return CheckResult(
+        findings,
+        files_checked=len(inputs),
+        files_parsed=sum(1 for job in [*pending, *second] if job[0] in checked),
+    )
+
+
+def _only(
+    progress: Callable[[int], None] | None, checked: set[str]
+) -> Callable[[str], None] | None:
+    """Progress counts the files the user asked for, not the project modules read for facts."""
+    if progress is None:
+        return None
+    return lambda path: progress(1) if path in checked else None
 
 
 def _directives_only(item: FileInput) -> Suppressions | None:
@@ -218,22 +248,32 @@ def _directives_only(item: FileInput) -> Suppressions | None:
 def _mentioning_builders(
     skipped: Sequence[FileInput], results: Sequence[FileResult]
 ) -> list[tuple[str, bytes, str, bool, bool]]:
+    """Skipped files the join needs after all: those naming a function that builds a client, and
+    package `__init__` modules that re-export (`from .cache import client`)."""
     names = {
         site.function.rsplit(".", 1)[-1]
         for result in results
         if result.summary is not None
         for site in result.summary.sites
     }
-    if not names or not skipped:
-        return []
-    pattern = re.compile(
-        rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b"
+    pattern = (
+        re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b")
+        if names
+        else None
     )
     return [
         (item.path, item.data, item.module, item.is_test, True)
         for item in skipped
-        if item.data is not None and not item.is_test and pattern.search(item.data)
+        if item.data is not None
+        and not item.is_test
+        and (
+            (pattern is not None and pattern.search(item.data))
+            or (item.path.endswith("__init__.py") and _REEXPORT.search(item.data))
+        )
     ]
+
+
+_REEXPORT = re.compile(rb"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]", re.MULTILINE)
 
 
 def _run_jobs(
@@ -241,23 +281,23 @@ def _run_jobs(
     packs: PackSet,
     extra_packs: Sequence[Path],
     jobs: int | None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
     workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
-    tick = progress or (lambda done: None)
+    tick = progress or (lambda path: None)
     results: list[FileResult] = []
     # Worker start-up costs about as much as parsing a handful of files.
     if workers <= 1 or len(pending) < 8:
         for job in pending:
             results.append(analyse_file(*job[:4], packs, job[4]))
-            tick(1)
+            tick(job[0])
         return results
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_init_worker, initargs=(tuple(extra_packs),)
     ) as executor:
         for result in executor.map(_analyse_in_worker, pending, chunksize=4):
             results.append(result)
-            tick(1)
+            tick(result.path)
     return results
 
 
@@ -267,13 +307,18 @@ def join(
     project_files: Mapping[str, str] | None = None,
     packs: PackSet | None = None,
     fix_values: Mapping[str, float] | None = None,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     summaries = [r.summary for r in results if r.summary is not None]
+    index = ModuleIndex(summaries, aliases)
     project = Project(
-        summaries, files=dict(project_files or {}), packs=packs, fix_values=dict(fix_values or {})
+        summaries,
+        files=dict(project_files or {}),
+        packs=packs,
+        fix_values=dict(fix_values or {}),
+        index=index,
     )
-    index = ModuleIndex(summaries)
     external = external_roots_for(summaries, index)
     for summary in summaries:
         project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
@@ -313,8 +358,10 @@ def _unused_noqa(
     return [f for f in unused if selection.enabled(f.code, f.path)]
 
 
-def read_input(path: Path, module: str, is_test: bool, display: str) -> FileInput:
+def read_input(
+    path: Path, module: str, is_test: bool, display: str, aliases: tuple[str, ...] = ()
+) -> FileInput:
     try:
-        return FileInput(display, read(path), module, is_test)
+        return FileInput(display, read(path), module, is_test, aliases=aliases)
     except SourceError as error:
-        return FileInput(display, None, module, is_test, f"cannot read file: {error}")
+        return FileInput(display, None, module, is_test, f"cannot read file: {error}", aliases)

@@ -15,6 +15,9 @@ import pytest
 from dbpoollint.discovery import is_project_file
 from tests.conftest import FIXTURES, check_json
 
+# `tests/fixtures/projects/<case>/`: whole projects for the cross-module analysis, judged by
+# every rule that follows calls and closes across modules.
+PROJECT_RULES = ("DPL101", "DPL102", "DPL103", "DPL301", "DPL302", "DPL303")
 EXPECT = re.compile(r"#\s*expect:\s*(?P<codes>DPL\d{3}(?:\s*,\s*DPL\d{3})*)")
 
 
@@ -58,7 +61,8 @@ def expected_findings(case: Path) -> set[tuple[str, int, str]]:
 def test_fixture(case: Path) -> None:
     # A fixture folder tests its own rule (plus any code a case expects): a DPL101 fixture
     # with a module-level engine need not spell out DPL202's opinion of its pool size.
-    codes = {case.parent.name} | {code for _, _, code in expected_findings(case)}
+    own = set(PROJECT_RULES) if case.parent.name == "projects" else {case.parent.name}
+    codes = own | {code for _, _, code in expected_findings(case)}
     findings = check_json(case, extra=["--select", ",".join(sorted(codes))])
     actual = {
         (Path(f["filename"]).resolve().as_posix(), f["location"]["row"], f["code"])

@@ -43,6 +43,8 @@ CACHING_DECORATORS = (
     "asyncstdlib.lru_cache",
     "django.utils.functional.cached_property",
 )
+# Calling a class runs these: `Reporter()` per request runs `Reporter.__init__` per request.
+CONSTRUCTORS = ("__init__", "__post_init__")
 REQUEST_GLOBALS = ("flask.g", "quart.g", "flask.globals.g")
 _SCOPE_BOUNDARIES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
@@ -158,6 +160,13 @@ class ModuleIndexer(cst.CSTVisitor):
             bound = alias.asname.name if alias.asname else alias.name
             local = get_full_name_for_node(bound) or module
             self.imported_names.add(local.split(".", 1)[0])
+            if not self.scopes and module:
+                # `import a.b` binds `a`; `import a.b as m` binds `m` to `a.b`.
+                if alias.asname is not None:
+                    self.summary.imports[local] = module
+                else:
+                    top = module.split(".", 1)[0]
+                    self.summary.imports.setdefault(top, top)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         dots = "." * len(node.relative)
@@ -165,12 +174,18 @@ class ModuleIndexer(cst.CSTVisitor):
         module = absolute_name(module, self.package) if dots else module
         self.imported_modules.add(module)
         if isinstance(node.names, cst.ImportStar):
+            if not self.scopes and module:
+                self.summary.star_imports.append(module)
             return
         for alias in node.names:
             bound = alias.asname.name if alias.asname else alias.name
+            name = get_full_name_for_node(alias.name)
             if isinstance(bound, cst.Name):
                 self.imported_names.add(bound.value)
-            self.imported_modules.add(f"{module}.{get_full_name_for_node(alias.name)}")
+                if not self.scopes and name:
+                    target = f"{module}.{name}" if module else name
+                    self.summary.imports[bound.value] = target
+            self.imported_modules.add(f"{module}.{name}")
 
     # --- definitions -------------------------------------------------------------------------
 
@@ -274,6 +289,8 @@ class ModuleIndexer(cst.CSTVisitor):
     def visit_Assign(self, node: cst.Assign) -> None:
         for assign_target in node.targets:
             self._record_constant(assign_target.target, node.value)
+            if not self.scopes and _is_name(assign_target.target, "__all__"):
+                self.summary.exports = _string_list(node.value)
         if isinstance(node.value, cst.Call):
             classes = self.qualnames(node.value.func)
             for target in node.targets:
@@ -350,6 +367,14 @@ class ModuleIndexer(cst.CSTVisitor):
         if function is not None and imported:
             self.summary.functions[function].external_calls.update(
                 name for name in imported if "." in name and not _is_stdlib(name)
+            )
+        if function is not None and isinstance(node.func, cst.Name) and qualnames:
+            # Kept only if it names a class of this module (see `_resolve_references`).
+            self.raw_references[function].update(qualnames)
+        if function is not None and not qualnames and isinstance(node.func, cst.Name):
+            # A name no binding explains may come from `from .helpers import *`.
+            self.summary.functions[function].external_calls.update(
+                f"{module}.{node.func.value}" for module in self.summary.star_imports
             )
         if function is not None:
             self._record_close(node, function)
@@ -529,8 +554,16 @@ class ModuleIndexer(cst.CSTVisitor):
 
     def _resolve_references(self) -> None:
         functions = self.summary.functions
+        classes = self.summary.classes
         for key, raw in self.raw_references.items():
-            functions[key].references = {name for name in raw if name in functions and name != key}
+            references = {name for name in raw if name in functions and name != key}
+            # `Reporter(...)` runs `Reporter.__init__` (or a base's, defined here).
+            for name in raw:
+                if name in classes:
+                    references.update(
+                        method for method in _constructors(self.summary, name) if method != key
+                    )
+            functions[key].references = references
 
 
 _STDLIB = frozenset(sys.stdlib_module_names)
@@ -552,6 +585,39 @@ def _unwrap_access(node: cst.BaseExpression) -> cst.BaseExpression:
     while isinstance(node, cst.Subscript | cst.Attribute):
         node = node.value
     return node
+
+
+def _constructors(summary: ModuleSummary, class_key: str) -> list[str]:
+    """`__init__` / `__post_init__` of the class, or of its first base defined here having one."""
+    pending = [class_key]
+    seen: set[str] = set()
+    found: list[str] = []
+    while pending and not found:
+        key = pending.pop(0)
+        if key in seen or key not in summary.classes:
+            continue
+        seen.add(key)
+        found = [f"{key}.{name}" for name in CONSTRUCTORS if f"{key}.{name}" in summary.functions]
+        for base in sorted(summary.classes[key].base_qualnames):
+            pending.append(base.removeprefix(summary.module + "."))
+    return found
+
+
+def _is_name(node: cst.BaseExpression, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _string_list(node: cst.BaseExpression) -> tuple[str, ...] | None:
+    """`["a", "b"]` / `("a", "b")` -> ("a", "b"); anything computed -> None."""
+    if not isinstance(node, cst.List | cst.Tuple):
+        return None
+    names: list[str] = []
+    for element in node.elements:
+        value = element.value
+        if not isinstance(value, cst.SimpleString) or not isinstance(value.evaluated_value, str):
+            return None
+        names.append(value.evaluated_value)
+    return tuple(names)
 
 
 def _mentioned(name: str, guards: list[str]) -> bool:

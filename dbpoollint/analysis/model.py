@@ -315,3 +315,9 @@ class ModuleSummary:
     # URL discovery and lifecycle facts (DPL3xx/4xx/601), from dbpoollint.analysis.urlfacts.
     urls: UrlFacts = field(default_factory=UrlFacts)
     lifecycle: LifecycleFacts = field(default_factory=LifecycleFacts)
+    # What the resolver needs: module-level import bindings (local name -> absolute qualified
+    # name: `from .cache import client` -> "deps.cache.client"), `from x import *` modules, and
+    # `__all__` when it is a literal list (None otherwise).
+    imports: dict[str, str] = field(default_factory=dict)
+    star_imports: list[str] = field(default_factory=list)
+    exports: tuple[str, ...] | None = None

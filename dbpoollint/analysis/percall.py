@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dbpoollint.analysis.handlers import class_ancestry, methods_of
+from dbpoollint.analysis.indexer import CONSTRUCTORS
 from dbpoollint.analysis.model import HandlerRoot, ModuleSummary
+from dbpoollint.analysis.resolve import ModuleIndex, Resolved
 
 
 @dataclass(frozen=True)
@@ -33,49 +35,6 @@ class PerCallUse:
     root: HandlerRoot
     root_path: str  # the module the handler is defined in
     caller: tuple[str, str] | None  # (path, key) of the function calling this one; None: a root
-
-
-class ModuleIndex:
-    """Resolve qualified names to (module, in-module key) without scanning every module.
-
-    The module name must match exactly or, failing that, be a dotted suffix of a checked module's
-    name (`app.db` for `backend.app.db` when the checked tree has an extra package level).
-    """
-
-    def __init__(self, summaries: Iterable[ModuleSummary]) -> None:
-        self.exact: dict[str, ModuleSummary] = {}
-        self.suffixes: dict[str, list[ModuleSummary]] = {}
-        self.cache: dict[str, tuple[ModuleSummary, str] | None] = {}
-        for summary in summaries:
-            self.exact.setdefault(summary.module, summary)
-            parts = summary.module.split(".")
-            for start in range(1, len(parts)):
-                self.suffixes.setdefault(".".join(parts[start:]), []).append(summary)
-
-    def resolve(self, qualname: str) -> tuple[ModuleSummary, str] | None:
-        if qualname not in self.cache:
-            self.cache[qualname] = self._resolve(qualname)
-        return self.cache[qualname]
-
-    def _resolve(self, qualname: str) -> tuple[ModuleSummary, str] | None:
-        parts = qualname.split(".")
-        splits = [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
-        for module, key in splits:
-            summary = self.exact.get(module)
-            if summary is not None and (key in summary.functions or key in summary.classes):
-                return summary, key
-        for module, key in splits:
-            for summary in self.suffixes.get(module, ()):
-                if key in summary.functions or key in summary.classes:
-                    return summary, key
-        return None
-
-
-def resolve_module(
-    summaries: Iterable[ModuleSummary], qualname: str
-) -> tuple[ModuleSummary, str] | None:
-    """Find the module and the in-module key a qualified name points to."""
-    return ModuleIndex(summaries).resolve(qualname)
 
 
 def per_call_functions(
@@ -126,7 +85,7 @@ def external_roots_for(
             found = index.resolve(external.qualname)
             if found is None:
                 continue
-            target, key = found
+            target, key = found.summary, found.key
             keys = list(methods_of(target, key)) if key in target.classes else [key]
             result.setdefault(target.path, []).extend(
                 HandlerRoot(k, external.label, registered_in=summary.path) for k in keys
@@ -152,9 +111,9 @@ def closed_by_callers(
                 if name in summary.functions:
                     result.add((summary.path, name))
                     continue
-                found = index.resolve(name)
-                if found is not None and found[1] in found[0].functions:
-                    result.add((found[0].path, found[1]))
+                found = index.function(name)
+                if found is not None:
+                    result.add((found.summary.path, found.key))
     return result
 
 
@@ -195,6 +154,19 @@ def used_per_call(
             mark(summary, callee, reached)
         for qualname in sorted(summary.functions[key].external_calls):
             found = index.resolve(qualname)
-            if found is not None and found[1] in found[0].functions:
-                mark(found[0], found[1], reached)
+            if found is not None:
+                for callee in called_functions(found):
+                    mark(found.summary, callee, reached)
     return result
+
+
+def called_functions(found: Resolved) -> list[str]:
+    """The functions a call of `found` runs: the function, or a class's constructors."""
+    if found.is_function:
+        return [found.key]
+    if not found.is_class:
+        return []
+    methods: dict[str, str] = {}
+    for key in methods_of(found.summary, found.key):  # the class's own come first
+        methods.setdefault(key.rsplit(".", 1)[-1], key)
+    return [methods[name] for name in CONSTRUCTORS if name in methods]

@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.percall import PerCallReason, PerCallUse
+from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.packs import PackSet
 
 DOC_SECTIONS = (
@@ -82,6 +83,12 @@ class Project:
     fix_values: dict[str, float] = field(default_factory=dict)
     # The loaded packs (pooler pack included), for rules that classify URLs.
     packs: PackSet | None = None
+    # The one resolver of qualified names every rule uses (re-exports and aliases followed).
+    index: ModuleIndex = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            self.index = ModuleIndex(self.summaries)
 
 
 class Rule:

@@ -22,7 +22,10 @@ class ClientInHandler(Rule):
     Finds a pool constructor (`sqlalchemy.create_engine`, `asyncpg.create_pool`, `redis.Redis`,
     `pymongo.MongoClient`, `psycopg_pool.ConnectionPool`, ...) that runs in a per-call context:
     a request handler, a dependency, middleware, a task, a serverless handler, a gRPC method, a
-    GraphQL resolver, or a function in the same module that one of those calls.
+    GraphQL resolver, or any function one of those reaches, in the same module or across
+    modules (through imports, package re-exports, methods, and classes whose `__init__` builds
+    the client). The message then names the handler and the chain of calls
+    (`api/routes.py: list_items -> utils/db.py: sql_exec`).
 
     Not per call: module level, `functools.cache`/`lru_cache`d getters, lazily initialised
     globals (`global _engine` / `if _engine is None`), class or function attribute caches,
@@ -100,7 +103,7 @@ class ClientInHandler(Rule):
             )
             in_handler = found.reason is not None and found.reason.via is None
             request = None
-            if found.reason is not None:
+            if found.reason is not None or found.chain:
                 params = (("callee", site.callee), ("in_handler", in_handler))
                 request = FixRequest("hoist", params)
             yield Finding(found.summary.path, site.span, self.code, message, fix_request=request)

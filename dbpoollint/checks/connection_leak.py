@@ -6,7 +6,7 @@ from dbpoollint.analysis.leaks import SESSION_CLASSES
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.holder_leaks import find_holders, holder_leaks
-from dbpoollint.checks.lifecycle_shared import long_lived_clients
+from dbpoollint.checks.lifecycle_shared import canonical, long_lived_clients
 from dbpoollint.packs import PackSet
 
 REPORTED = ("unreleased", "released-unprotected", "returned")
@@ -109,22 +109,22 @@ class ConnectionLeak(Rule):
     def check(self, project: Project) -> Iterator[Finding]:
         if project.packs is None:
             return
-        clients = {c.qualname for c in long_lived_clients(project)}
+        clients = {c.where for c in long_lived_clients(project)}
         factories = {
-            f"{s.module}.{name}"
-            for s in project.summaries
-            for name in s.lifecycle.session_factories
+            (s.path, name) for s in project.summaries for name in s.lifecycle.session_factories
         }
+        packs = project.packs
+
+        def what_of(summary: ModuleSummary, callee: str) -> str | None:
+            return _what(packs, project, summary, callee, clients, factories)
+
         for summary in project.summaries:
             if summary.is_test:
                 continue
-            local_factories = {f"{summary.module}.{n}" for n in summary.lifecycle.session_factories}
             for fact in summary.lifecycle.acquisitions:
                 if fact.verdict not in REPORTED:
                     continue
-                what = _what(
-                    project.packs, summary, fact.callee, clients, factories | local_factories
-                )
+                what = what_of(summary, fact.callee)
                 if what is None:
                     continue
                 message = self._message(project, summary, fact, what)
@@ -136,12 +136,6 @@ class ConnectionLeak(Rule):
                 elif fact.verdict == "returned":
                     request = FixRequest("yield-session")
                 yield Finding(summary.path, fact.span, self.code, message, fix_request=request)
-        packs = project.packs
-
-        def what_of(summary: ModuleSummary, callee: str) -> str | None:
-            local = {f"{summary.module}.{n}" for n in summary.lifecycle.session_factories}
-            return _what(packs, summary, callee, clients, factories | local)
-
         holders = find_holders(project, what_of)
         for summary, leak in holder_leaks(project, what_of, holders):
             yield Finding(summary.path, leak.fact.span, self.code, leak.message)
@@ -172,10 +166,11 @@ class ConnectionLeak(Rule):
 
 def _what(
     packs: PackSet,
+    project: Project,
     summary: ModuleSummary,
     callee: str,
-    clients: set[str],
-    factories: set[str],
+    clients: set[tuple[str, str]],
+    factories: set[tuple[str, str]],
 ) -> str | None:
     """What was acquired, or None when the callee is not known to hand out a connection."""
     opener = packs.client_call([callee])
@@ -183,11 +178,11 @@ def _what(
         return f"{opener.library} connection from `{callee}()`"
     if callee.endswith("()"):
         factory = callee.removesuffix("()")
-        qualified = {factory, f"{summary.module}.{factory}"}
+        qualified = canonical(project, summary, factory)
         if factory in SESSION_CLASSES or callee.endswith("()()") or qualified & factories:
             return f"a session from `{callee}`"
         return None
     receiver, _, method = callee.rpartition(".")
-    if {receiver, f"{summary.module}.{receiver}"} & clients:
+    if canonical(project, summary, receiver) & clients:
         return f"a connection from `{receiver.rsplit('.', 1)[-1]}.{method}()`"
     return None

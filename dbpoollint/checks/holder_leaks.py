@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from dbpoollint.analysis.handlers import methods_of
 from dbpoollint.analysis.leaks import RELEASE_METHODS, RETURN_TO_POOL
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
-from dbpoollint.analysis.percall import ModuleIndex
+from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.checks.base import Project
 from dbpoollint.checks.per_call import display_name
 
@@ -164,7 +164,7 @@ def holder_leaks(
 ) -> Iterator[tuple[ModuleSummary, HolderLeak]]:
     if not holders:
         return
-    index = ModuleIndex(project.summaries)
+    index = project.index
     by_path = {summary.path: summary for summary in project.summaries}
     for summary in project.summaries:
         if summary.is_test:
@@ -202,9 +202,9 @@ def _resolve(
     if name in summary.classes:
         return holders.get((summary.path, name))
     found = index.resolve(name)
-    if found is None or found[1] not in found[0].classes:
+    if found is None or not found.is_class:
         return None
-    return holders.get((found[0].path, found[1]))
+    return holders.get((found.summary.path, found.key))
 
 
 def _message(

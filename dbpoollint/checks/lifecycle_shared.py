@@ -20,6 +20,11 @@ class LongLived:
     name: str  # `engine`
     lazy: bool
 
+    @property
+    def where(self) -> tuple[str, str]:
+        """(path, name): how the resolver names it, whatever re-exports it."""
+        return (self.summary.path, self.name)
+
 
 def long_lived_clients(project: Project) -> Iterator[LongLived]:
     for summary in project.summaries:
@@ -36,9 +41,24 @@ def long_lived_clients(project: Project) -> Iterator[LongLived]:
             yield LongLived(summary, fact, qualname, fact.target, lazy)
 
 
-def close_targets(summary: ModuleSummary, close: CloseCall) -> set[str]:
-    """A close's target as qualified names: a local `engine` is `<module>.engine`."""
-    return {close.target, f"{summary.module}.{close.target}"}
+def close_targets(
+    project: Project, summary: ModuleSummary, close: CloseCall
+) -> set[tuple[str, str]]:
+    """What a close closes, as (path, module-level name)."""
+    return canonical(project, summary, close.target)
+
+
+def canonical(project: Project, summary: ModuleSummary, name: str) -> set[tuple[str, str]]:
+    """A name as (path, module-level name): a local `engine` is this module's; an imported
+    `app.db.engine` (or `deps.engine`, re-exported) is resolved to where it is made."""
+    targets: set[tuple[str, str]] = set()
+    if "." not in name:
+        targets.add((summary.path, name))
+        name = summary.imports.get(name, "")
+    found = project.index.resolve(name) if name else None
+    if found is not None:
+        targets.add((found.summary.path, found.key))
+    return targets
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,6 @@ class Reached:
 
 def reached_from_hooks(project: Project, kind: str) -> dict[tuple[str, str], Reached]:
     """(path, function key) -> how a hook of `kind` reaches it, across modules."""
-    by_module = {s.module: s for s in project.summaries}
     reached: dict[tuple[str, str], Reached] = {}
     queue: deque[tuple[ModuleSummary, str, HookFact, ModuleSummary, bool]] = deque()
     for summary in project.summaries:
@@ -64,9 +83,9 @@ def reached_from_hooks(project: Project, kind: str) -> dict[tuple[str, str], Rea
             if not hook.qualname:
                 queue.append((summary, hook.function, hook, summary, True))
                 continue
-            target = _resolve_function(by_module, hook.qualname)
+            target = project.index.function(hook.qualname)
             if target is not None:
-                queue.append((target[0], target[1], hook, target[0], True))
+                queue.append((target.summary, target.key, hook, target.summary, True))
     while queue:
         summary, key, hook, hook_summary, direct = queue.popleft()
         if (summary.path, key) in reached:
@@ -78,23 +97,10 @@ def reached_from_hooks(project: Project, kind: str) -> dict[tuple[str, str], Rea
         for callee in fact.references:
             queue.append((summary, callee, hook, hook_summary, False))
         for external in fact.external_calls:
-            target = _resolve_function(by_module, external)
+            target = project.index.function(external)
             if target is not None:
-                queue.append((target[0], target[1], hook, hook_summary, False))
+                queue.append((target.summary, target.key, hook, hook_summary, False))
     return reached
-
-
-def _resolve_function(
-    by_module: dict[str, ModuleSummary], qualname: str
-) -> tuple[ModuleSummary, str] | None:
-    module, _, rest = qualname.rpartition(".")
-    while module:
-        summary = by_module.get(module)
-        if summary is not None and rest in summary.functions:
-            return summary, rest
-        module, _, head = module.rpartition(".")
-        rest = f"{head}.{rest}"
-    return None
 
 
 def closes_in(project: Project) -> Iterator[tuple[ModuleSummary, CloseCall]]:

@@ -87,13 +87,13 @@ class MissingShutdown(Rule):
         if not serving or project.packs is None:
             return
         reached = reached_from_hooks(project, "shutdown")
-        closed: set[str] = set()
+        closed: set[tuple[str, str]] = set()
         for summary in project.summaries:
             for close in summary.lifecycle.closes:
                 if _on_shutdown_path(summary, close, reached):
-                    closed.update(close_targets(summary, close))
+                    closed.update(close_targets(project, summary, close))
         for client in long_lived_clients(project):
-            if client.summary.is_test or client.qualname in closed:
+            if client.summary.is_test or client.where in closed:
                 continue
             call = project.packs.client_call([client.fact.callee])
             if call is None or not call.close:

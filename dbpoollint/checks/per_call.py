@@ -14,10 +14,16 @@ from dbpoollint.checks.base import Project
 class PerCallSite:
     summary: ModuleSummary
     site: CreationSite
-    reason: PerCallReason | None  # None: stored on flask.g, per request by construction
+    reason: PerCallReason | None  # None: stored on flask.g, or reached from another module
+    # Reached from a handler in another module: the calls from the handler to the site's
+    # function, as (path, function key) pairs.
+    chain: tuple[tuple[str, str], ...] = ()
+    project: Project | None = None
 
     def where(self) -> str:
         """`Flask view `index`` or `load_posts`, called per request by Flask view `index``."""
+        if self.chain and self.project is not None:
+            return _cross_module_where(self.project, self.chain)
         if self.reason is None:
             return "stored on `flask.g`, so once per request context"
         root = self.reason.root
@@ -25,6 +31,52 @@ class PerCallSite:
         if self.reason.via is None:
             return f"on every call of {root.label} `{handler}`"
         return f"in `{self.reason.via}`, which {root.label} `{handler}` calls on every request"
+
+
+def _cross_module_where(project: Project, chain: tuple[tuple[str, str], ...]) -> str:
+    """`in `sql_exec`, which FastAPI route `list_items` reaches on every request
+    (api/routes.py: list_items -> utils/db.py: sql_exec)`."""
+    by_path = project.index.by_path
+    steps: list[str] = []
+    previous = ""
+    for path, key in chain:
+        name = display_name(by_path[path], key)
+        steps.append(name if path == previous else f"{short_path(path)}: {name}")
+        previous = path
+    root_path, root_key = chain[0]
+    use = project.used_per_call[root_path][root_key]
+    handler = display_name(by_path[root_path], root_key)
+    callee = display_name(by_path[chain[-1][0]], chain[-1][1])
+    return (
+        f"in `{callee}`, which {use.root.label} `{handler}` reaches on every "
+        f"{unit(use.root.label)} ({' -> '.join(steps)})"
+    )
+
+
+def short_path(path: str) -> str:
+    """The last two parts of a path: enough to tell `api/routes.py` from `utils/db.py`."""
+    parts = path.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])
+
+
+def unit(label: str) -> str:
+    words = set(label.lower().split())
+    if words & {"task", "job", "actor"}:
+        return "run"
+    if words & {"lambda", "function"}:
+        return "invocation"
+    return "request"
+
+
+def call_chain(project: Project, path: str, key: str) -> tuple[tuple[str, str], ...]:
+    """The calls from the handler to (path, key), following :func:`used_per_call`'s links."""
+    chain = [(path, key)]
+    while len(chain) <= len(project.used_per_call.get(path, {})) + 64:
+        use = project.used_per_call.get(chain[-1][0], {}).get(chain[-1][1])
+        if use is None or use.caller is None:
+            break
+        chain.append(use.caller)
+    return tuple(reversed(chain))
 
 
 def display_name(summary: ModuleSummary, key: str) -> str:
@@ -54,15 +106,20 @@ def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
         if summary.is_test:
             continue
         reasons = project.per_call.get(summary.path, {})
+        uses = project.used_per_call.get(summary.path, {})
         for site in summary.sites:
             if site.kind != kind or is_factory_site(project, summary, site):
+                continue
+            if site.storage == "instance-cached" and not _per_request_instance(summary, site):
                 continue
             if site.storage == "flask-g":
                 yield PerCallSite(summary, site, None)
             elif site.function in reasons:
-                if site.storage == "instance-cached" and not _per_request_instance(summary, site):
-                    continue
                 yield PerCallSite(summary, site, reasons[site.function])
+            elif site.function in uses:
+                # Reached only from a handler in another module, through any chain of calls.
+                chain = call_chain(project, summary.path, site.function)
+                yield PerCallSite(summary, site, None, chain, project)
 
 
 def _per_request_instance(summary: ModuleSummary, site: CreationSite) -> bool:

@@ -63,7 +63,7 @@ class PoolClosedPerRequest(Rule):
     name = "pool-closed-per-request"
 
     def check(self, project: Project) -> Iterator[Finding]:
-        clients = {c.qualname: c for c in long_lived_clients(project)}
+        clients = {c.where: c for c in long_lived_clients(project)}
         if not clients:
             return
         reached = reached_from_hooks(project, "per-request")
@@ -81,7 +81,8 @@ class PoolClosedPerRequest(Rule):
                 else:
                     continue
                 client = next(
-                    (clients[t] for t in close_targets(summary, close) if t in clients), None
+                    (clients[t] for t in close_targets(project, summary, close) if t in clients),
+                    None,
                 )
                 if client is None:
                     continue

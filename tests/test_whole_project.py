@@ -1,0 +1,101 @@
+"""Cross-module facts come from the whole project, whatever paths are checked.
+
+Pre-commit passes only the changed files and CI often checks one folder: the project's other
+modules are still read (found from its root), and findings are reported for the given paths only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, check_json
+
+ROOT = Path(__file__).parent.parent
+PROJECT = FIXTURES / "projects" / "helper_other_module"
+
+
+def _service(tmp_path: Path) -> Path:
+    """A repository holding `backend/app/...`, the fixture project's package."""
+    service = tmp_path / "service"
+    shutil.copytree(PROJECT / "app", service / "backend" / "app")
+    (service / "pyproject.toml").write_text('[project]\nname = "service"\n')
+    return service
+
+
+def _found(findings: list[dict[str, object]], under: Path) -> set[tuple[str, int, str]]:
+    result = set()
+    for finding in findings:
+        path = Path(str(finding["filename"])).resolve()
+        location = finding["location"]
+        assert isinstance(location, dict)
+        if path == under.resolve() or under.resolve() in path.parents:
+            result.add((path.as_posix(), int(location["row"]), str(finding["code"])))
+    return result
+
+
+def test_checking_a_folder_a_file_or_the_root_reports_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(tmp_path)
+    monkeypatch.chdir(service)
+    db = Path("backend/app/utils/db.py")
+    whole = _found(check_json("."), db)
+    assert ("DPL101", 7) in {(c, r) for _, r, c in whole}
+    assert _found(check_json("backend/app"), db) == whole
+    assert _found(check_json(str(db)), db) == whole
+    assert _found(check_json("backend/app/utils"), db) == whole
+
+
+def test_only_the_given_paths_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _service(tmp_path)
+    monkeypatch.chdir(service)
+    findings = check_json("backend/app/api/routes.py")
+    assert findings == []
+    assert any(f["code"] == "DPL101" for f in check_json("backend/app/utils"))
+
+
+def test_a_target_the_configuration_excludes_is_checked_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = _service(tmp_path)
+    (service / "pyproject.toml").write_text('[tool.dbpoollint]\nextend-exclude = ["backend"]\n')
+    monkeypatch.chdir(service)
+    # Excluded from the project, the helper is not known to run per request.
+    codes = {f["code"] for f in check_json("backend/app/utils/db.py")}
+    assert "DPL101" not in codes
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
+def test_pre_commit_on_one_changed_file_still_sees_its_callers(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "cache"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+
+    def git(*args: str) -> None:
+        done = subprocess.run(["git", *args], cwd=service, env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "service")
+    db = service / "backend" / "app" / "utils" / "db.py"
+    db.write_text(db.read_text().replace("def sql_exec", "# run one query\ndef sql_exec"))
+    git("add", str(db))
+    hook = [sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "dbpoollint"]
+    result = subprocess.run(hook, cwd=service, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "backend/app/utils/db.py:8:" in output and "DPL101" in output
+    assert "backend/app/api/routes.py:" not in output
