@@ -224,7 +224,8 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docke
 def real_password(url: ParsedUrl) -> bool:
     """A password that looks like a secret: written out, not a placeholder, not a template hole,
     not the user name repeated, not one character repeated, and not for a loopback host."""
-    password = url.password
+    # `?password=...` is libpq's query-string spelling of the same secret.
+    password = url.password if url.password is not None else url.param("password")
     if password is None:
         return False
     lowered = password.lower()

@@ -14,8 +14,10 @@ class CredentialsInUrl(Rule):
     Finds a password written into a connection URL in source or a committed config file.
 
     Where: a string literal (or the literal parts of an f-string) in Python source, or a value
-    in a committed config file (`.env*`, `alembic.ini`, docker-compose / serverless
-    `environment:` blocks). Only URLs with a known
+    in a committed config file (`.env*` and other env files, `alembic.ini`, docker-compose /
+    serverless `environment:` blocks). The password may be the URL's own
+    (`user:secret@host`, also with an IPv6 host `[2001:db8::1]`) or a `?password=` query
+    parameter, or `password=` in a libpq keyword DSN. Only URLs with a known
     database or broker scheme (`postgresql`, `mysql`, `redis`, `mongodb`, `amqp`, ... from the
     pooler pack's `url-schemes`) count.
 
