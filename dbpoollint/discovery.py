@@ -169,6 +169,13 @@ PROJECT_FILE_PATTERNS = (
     "env.*",
     "pgbouncer*.ini",
     "*pgbouncer*.ini",
+    "Procfile.*",
+    "Makefile",
+    "makefile",
+    "GNUmakefile",
+    "*.mk",
+    "*.sh",
+    "*.bash",
 )
 
 

@@ -183,11 +183,17 @@ class MigrationUrlFact:
 
     kind: "set-main-option" / "configure-url" (`value` is what is set), or "reads-ini"
     (`config.get_main_option("sqlalchemy.url")`, `engine_from_config(...)`: alembic.ini decides).
+    In code that runs migrations (alembic's `command.upgrade`, a subprocess running
+    `alembic upgrade` or `manage.py migrate`), anywhere: "runner-env" (`variable` is the
+    environment variable the runner sets to `value`) or "runner-config" (the Config's
+    `sqlalchemy.url`); `runner` describes the runner (`alembic upgrade head`).
     """
 
     span: Span
     kind: str
     value: Value | None = None
+    variable: str = ""
+    runner: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,8 @@ class UrlFacts:
     # Values of local names and of functions returning one value, resolved in this module.
     resolved_names: dict[str, Value] = field(default_factory=dict)
     django_databases: list[DjangoDbUrlFact] = field(default_factory=list)
+    # Env files the module loads by name: `load_dotenv("env.supabase")`, pydantic `env_file`.
+    env_files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

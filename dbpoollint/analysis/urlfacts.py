@@ -22,6 +22,7 @@ from dbpoollint.analysis.model import (
     UrlLiteralFact,
     span_of,
 )
+from dbpoollint.analysis.runners import RunnerTracker
 from dbpoollint.analysis.scoped import ScopedVisitor
 from dbpoollint.analysis.values import Value, read_value
 from dbpoollint.packs import PackSet
@@ -36,6 +37,14 @@ SETTINGS_BASES = frozenset(
     }
 )
 ALEMBIC_CONTEXT = frozenset({"alembic.context"})
+DOTENV_LOADERS = frozenset(
+    {
+        "dotenv.load_dotenv",
+        "dotenv.main.load_dotenv",
+        "dotenv.dotenv_values",
+        "dotenv.main.dotenv_values",
+    }
+)
 INI_READERS = frozenset(
     {
         "sqlalchemy.engine_from_config",
@@ -60,6 +69,7 @@ class UrlFactVisitor(ScopedVisitor):
         self.settings_classes: set[str] = set()
         self.settings_factories: dict[str, str] = {}
         self.docstrings: set[int] = set()
+        self.runners = RunnerTracker(self.qualnames, self.value)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -235,6 +245,7 @@ class UrlFactVisitor(ScopedVisitor):
             and node.targets[0].target.value == "DATABASES"
         ):
             self._django_databases(node)
+        self.runners.assign(node, self._scope_key())
         value = self.value(node.value)
         for target in node.targets:
             if isinstance(target.target, cst.Name):
@@ -271,7 +282,8 @@ class UrlFactVisitor(ScopedVisitor):
     def _settings_fields(self, node: cst.ClassDef) -> None:
         if not isinstance(node.body, cst.IndentedBlock):
             return
-        prefix, case_sensitive = _settings_config(node.body.body)
+        prefix, case_sensitive, env_files = _settings_config(node.body.body)
+        self.facts.env_files.extend(env_files)
         for statement in node.body.body:
             if not isinstance(statement, cst.SimpleStatementLine):
                 continue
@@ -322,6 +334,15 @@ class UrlFactVisitor(ScopedVisitor):
             self.facts.is_alembic_env = True
 
     def visit_Call(self, node: cst.Call) -> None:
+        for fact in self.runners.call(node, self._scope_key()):
+            self.pending.append((node, fact))
+        if self.qualnames(node.func) & DOTENV_LOADERS:
+            for arg in node.args:
+                if arg.keyword is None or arg.keyword.value == "dotenv_path":
+                    name = read_value(arg.value, self.qualnames).literal
+                    if isinstance(name, str):
+                        self.facts.env_files.append(name)
+                    break
         if not self.facts.is_alembic_env:
             return
         func = node.func
@@ -356,9 +377,10 @@ def _is_docstring(statement: cst.CSTNode) -> bool:
 
 def _settings_config(
     body: Sequence[cst.BaseStatement],
-) -> tuple[str, bool]:
-    """`model_config = SettingsConfigDict(env_prefix=...)` or `class Config: env_prefix = ...`."""
+) -> tuple[str, bool, list[str]]:
+    """`model_config = SettingsConfigDict(env_prefix=..., env_file=...)` or `class Config:`."""
     prefix, case_sensitive = "", False
+    env_files: list[str] = []
 
     def read(name: str, value: cst.BaseExpression) -> None:
         nonlocal prefix, case_sensitive
@@ -367,6 +389,11 @@ def _settings_config(
             prefix = text if isinstance(text, str) else prefix
         elif name == "case_sensitive" and isinstance(value, cst.Name):
             case_sensitive = value.value == "True"
+        elif name == "env_file":  # a name or a tuple/list of names
+            items = value.elements if isinstance(value, cst.Tuple | cst.List) else ()
+            for node in (value, *(e.value for e in items)):
+                if isinstance(node, cst.SimpleString) and isinstance(node.evaluated_value, str):
+                    env_files.append(node.evaluated_value)
 
     for statement in body:
         if isinstance(statement, cst.SimpleStatementLine):
@@ -389,4 +416,4 @@ def _settings_config(
                             small.targets[0].target, cst.Name
                         ):
                             read(small.targets[0].target.value, small.value)
-    return prefix, case_sensitive
+    return prefix, case_sensitive, env_files

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import PurePath
 
-from dbpoollint.analysis.model import DjangoDbUrlFact, ModuleSummary, Span
+from dbpoollint.analysis.model import DjangoDbUrlFact, MigrationUrlFact, ModuleSummary, Span
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.url_sources import ResolvedUrl, UrlResolver
+from dbpoollint.migration_commands import MigrationCommand
 from dbpoollint.project_files import AlembicIni
 from dbpoollint.urls import parse
 
@@ -18,10 +20,20 @@ class PoolerUrlInMigrations(Rule):
     Reported: an alembic `env.py`
     whose URL (`config.set_main_option("sqlalchemy.url", ...)`, `context.configure(url=...)`,
     or an engine it creates) resolves to a pooler URL, or an `alembic.ini` whose
-    `sqlalchemy.url` does and that `env.py` does not override.
+    `sqlalchemy.url` does and that `env.py` does not override; Django `DATABASES` whose host
+    or port defaults name one; and code or commands that run migrations with the URL they
+    set: alembic's `command.upgrade`, a subprocess running `alembic upgrade` or
+    `manage.py migrate` (with `os.environ[...]` set before it or its `env=`), a Procfile
+    `release:`, a compose service whose `command:` migrates (its `environment:` and
+    `env_file:`), Makefile recipes and shell scripts (their `VAR=value` / `export` lines).
+    A runner that also sets `DIRECT_URL` (or `*_UNPOOLED`, `*_NON_POOLING`) to a direct URL
+    is taken to use it. The message names the URL's origin chain
+    (`env.py:6 <- settings.DATABASE_URL <- .env.production:3`).
 
-    URLs are followed from literals, f-strings, `os.environ`/`os.getenv` (through the `.env*`,
-    docker-compose `environment:` and serverless files of the checked paths), module constants,
+    URLs are followed from literals, f-strings, `os.environ`/`os.getenv` (through the env files
+    of the checked paths, `.env*`, `*.env`, `env.*` and any file loaded by name with
+    `load_dotenv(...)`, pydantic `env_file`, compose `env_file:` or `--env-file`; docker-compose
+    `environment:` and serverless files), module constants,
     local helper functions, and pydantic `BaseSettings` fields. What a URL connects to is
     decided by the strongest evidence: a known pooler host or parameter (Neon `-pooler` hosts,
     `*.pooler.supabase.com`, `pgbouncer=true`); else the docker-compose service it reaches
@@ -76,13 +88,14 @@ class PoolerUrlInMigrations(Rule):
         resolver = UrlResolver(project)
         overridden_inis: set[str] = set()
         for summary in project.summaries:
+            yield from self._runners(resolver, summary)
             if not summary.urls.is_alembic_env:
                 continue
             overrides = any(
                 f.kind in ("set-main-option", "configure-url") for f in summary.urls.migration_urls
             )
             for fact in summary.urls.migration_urls:
-                if fact.value is not None:
+                if fact.value is not None and not fact.kind.startswith("runner"):
                     urls = resolver.resolve(summary, fact.value, None)
                     yield from self._report(
                         resolver, summary.path, fact.span, urls, "alembic env.py"
@@ -105,6 +118,8 @@ class PoolerUrlInMigrations(Rule):
                     _django_urls(resolver, summary, entry),
                     f"Django `migrate`, `DATABASES['{entry.alias}']`",
                 )
+        for command in resolver.migration_commands:
+            yield from self._command(resolver, command)
         for ini in resolver.config.alembic:
             if ini.url is None or ini.path in overridden_inis:
                 continue
@@ -114,6 +129,50 @@ class PoolerUrlInMigrations(Rule):
             if parsed is not None:
                 found = [ResolvedUrl(parsed, "")]
                 yield from self._report(resolver, ini.path, span, found, "alembic.ini")
+
+    def _runners(self, resolver: UrlResolver, summary: ModuleSummary) -> Iterator[Finding]:
+        """Code that runs migrations with the URL it sets: one finding per runner call."""
+        by_call: dict[Span, list[MigrationUrlFact]] = {}
+        for fact in summary.urls.migration_urls:
+            if fact.kind.startswith("runner") and fact.value is not None:
+                by_call.setdefault(fact.span, []).append(fact)
+        for span, facts in by_call.items():
+            resolved = {
+                fact: resolver.resolve(summary, fact.value, None)
+                for fact in facts
+                if fact.value is not None
+            }
+            if any(
+                _direct_by_name(resolver, summary.path, f, urls) for f, urls in resolved.items()
+            ):
+                continue  # DIRECT_URL set beside the pooler URL: env.py presumably uses it
+            for fact, urls in resolved.items():
+                what = f"`{fact.variable}`" if fact.variable else "the Config's `sqlalchemy.url`"
+                runner = f"{fact.runner}, given {what}"
+                found = list(self._report(resolver, summary.path, span, urls, runner))
+                if found:
+                    yield found[0]
+                    break
+
+    def _command(self, resolver: UrlResolver, command: MigrationCommand) -> Iterator[Finding]:
+        """A Procfile / Makefile / shell script / compose command that runs migrations."""
+        given = []
+        for value in command.env:
+            parsed = parse(value.value)
+            if parsed is not None:
+                given.append((value.key, ResolvedUrl(parsed, f"`{value.where()}`", value)))
+        for key, resolved in given:
+            if re.search(r"DIRECT|UNPOOLED|NON_POOLING", key, re.IGNORECASE):
+                pooler = resolver.classify(resolved.url, command.path)
+                if pooler is None or pooler.mode != "transaction":
+                    return  # migrations presumably take the direct URL given beside
+        span = Span(command.line, command.column, command.line, command.column + len(command.text))
+        for key, resolved in given:
+            runner = f"{command.runner} running `{command.text}`, given `{key}`"
+            found = list(self._report(resolver, command.path, span, [resolved], runner))
+            if found:
+                yield found[0]
+                return
 
     def _report(
         self,
@@ -130,15 +189,30 @@ class PoolerUrlInMigrations(Rule):
             direct = (
                 f"port {pooler.direct_port}" if pooler.direct_port else "the database's own host"
             )
+            shown = f"`{resolved.masked}`"
+            if resolved.origin:
+                shown += f" ({PurePath(path).name}:{span.line} <- {resolved.origin})"
             message = (
                 f"migrations ({runner}) connect through {pooler.title}: "
-                f"{resolved.described()}; a transaction pooler breaks the single session "
+                f"{shown}; a transaction pooler breaks the single session "
                 f"migrations need (locks, SET, DDL transactions): give migrations a direct URL "
                 f"(`DIRECT_URL` / `DATABASE_URL_DIRECT`, {direct}) and keep the pooler for "
                 f"the application"
             )
             yield Finding(path, span, self.code, message)
             return  # one finding per site, for the first pooler URL
+
+
+def _direct_by_name(
+    resolver: UrlResolver, path: str, fact: MigrationUrlFact, urls: list[ResolvedUrl]
+) -> bool:
+    """A `DIRECT_URL` / `*_UNPOOLED` / `*_NON_POOLING` variable set to a URL that is no
+    transaction pooler."""
+    if not re.search(r"DIRECT|UNPOOLED|NON_POOLING", fact.variable, re.IGNORECASE):
+        return False
+    return not urls or any(
+        (p := resolver.classify(u.url, path)) is None or p.mode != "transaction" for u in urls
+    )
 
 
 def _django_urls(

@@ -16,6 +16,9 @@ Anything else is unknown and yields nothing: an unresolved URL is never a pooler
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +27,7 @@ from pathlib import PurePath
 from dbpoollint.analysis.model import ClientCallFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import Project
+from dbpoollint.migration_commands import MigrationCommand, normalise, read_migration_commands
 from dbpoollint.packs import ClientCall, PackSet, Pooler, load_packs
 from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
 from dbpoollint.project_files import ConfigValue, ProjectConfig, read_project
@@ -54,10 +58,32 @@ class UrlResolver:
         self.parse_text: Callable[[str], ParsedUrl | None] = parse
         self.packs: PackSet = project.packs or load_packs()
         self.by_module = {s.module: s for s in project.summaries}
+        # Env files the project loads by name: they apply wherever they are.
+        self.loaded_env_files: frozenset[str] = frozenset()
 
     @cached_property
     def config(self) -> ProjectConfig:
-        return read_project(self.project.files)
+        """The project's files, plus the env files something loads by name (read from disk
+        when no pattern found them: `load_dotenv("config/supabase")`, compose `env_file:`,
+        pydantic `env_file=`, `--env-file` in a Procfile or Dockerfile)."""
+        first = read_project(self.project.files)
+        files = dict(self.project.files)
+        loaded = set()
+        for path in loaded_env_files(self.project, first):
+            if path not in files:
+                text = _read_disk(path)
+                if text is None:
+                    continue
+                files[path] = text
+            loaded.add(path)
+        self.loaded_env_files = frozenset(loaded)
+        if not loaded:
+            return first
+        return read_project(files, self.loaded_env_files)
+
+    @cached_property
+    def migration_commands(self) -> list[MigrationCommand]:
+        return read_migration_commands(self.project.files, self.config)
 
     @cached_property
     def evidence(self) -> PoolerEvidence:
@@ -106,7 +132,11 @@ class UrlResolver:
             else self.config.values_of_insensitive(name)
         )
         folders = {str(p) for p in PurePath(summary.path).parents}
-        found = [v for v in found if str(PurePath(v.path).parent) in folders]
+        found = [
+            v
+            for v in found
+            if str(PurePath(v.path).parent) in folders or v.path in self.loaded_env_files
+        ]
         results = []
         for config_value in found:
             parsed = self.parse_text(config_value.value)
@@ -120,6 +150,11 @@ class UrlResolver:
         return results
 
     def _name(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int
+    ) -> list[ResolvedUrl]:
+        return _chain(value.code, self._name_values(summary, value, function, depth))
+
+    def _name_values(
         self, summary: ModuleSummary, value: Value, function: str | None, depth: int
     ) -> list[ResolvedUrl]:
         name = value.name or value.code
@@ -187,6 +222,14 @@ class UrlResolver:
         return self.resolve(summary, value, fact.function)
 
 
+def _chain(step: str, found: list[ResolvedUrl]) -> list[ResolvedUrl]:
+    """`settings.DATABASE_URL` <- `.env.production:3`: the way the URL came, nearest first."""
+    return [
+        dataclasses.replace(r, origin=f"`{step}`" + (f" <- {r.origin}" if r.origin else ""))
+        for r in found
+    ]
+
+
 def url_argument(fact: ClientCallFact, call: ClientCall | None) -> Value | None:
     """The URL argument as the pack declares it (`url-position`, `url-keywords`), else the
     usual spellings: the first positional argument, `url=`, `dsn=`, `conninfo=`."""
@@ -198,6 +241,42 @@ def url_argument(fact: ClientCallFact, call: ClientCall | None) -> Value | None:
             return found
     index = position if position is not None else 0
     return fact.positional[index] if index < len(fact.positional) else None
+
+
+_ENV_FILE_FLAG = re.compile(r"--env-file[= ]\s*(?P<name>[^\s'\"]+)")
+
+
+def loaded_env_files(project: Project, config: ProjectConfig) -> list[str]:
+    """Paths of the env files the project names, each relative to whoever names it."""
+    found: list[str] = []
+    for summary in project.summaries:
+        folder = PurePath(summary.path).parent
+        for name in summary.urls.env_files:
+            # python-dotenv reads a relative name from the working directory: the module's
+            # folder or one above it (the project root); the nearest that has the file wins.
+            candidates = [normalise(str(p / name)) for p in (folder, *folder.parents)]
+            existing = [c for c in candidates if c in project.files or os.path.isfile(c)]
+            found.extend(existing[:1])
+    for compose in config.compose:
+        folder = PurePath(compose.path).parent
+        for service in compose.services:
+            found.extend(normalise(str(folder / name)) for name, _ in service.env_files)
+    for path, text in project.files.items():
+        if PurePath(path).name.startswith(("Procfile", "Dockerfile")):
+            folder = PurePath(path).parent
+            for match in _ENV_FILE_FLAG.finditer(text):
+                found.append(normalise(str(folder / match.group("name"))))
+    return sorted(set(found))
+
+
+def _read_disk(path: str) -> str | None:
+    try:
+        if os.path.getsize(path) > 1_000_000:
+            return None  # not an env file
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return file.read()
+    except OSError:
+        return None
 
 
 def _as_text(text: str) -> ParsedUrl:
