@@ -112,6 +112,9 @@ def _check_options(function: F) -> F:
         click.option(
             "--exit-non-zero-on-fix", is_flag=True, help="Exit 1 when a fix changed a file."
         ),
+        click.option(
+            "--ignore-noqa", is_flag=True, help="Report (and fix) findings `# noqa` silences."
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -154,6 +157,7 @@ def _run(
     unsafe_fixes: bool,
     diff: bool,
     exit_non_zero_on_fix: bool,
+    ignore_noqa: bool,
     fix: bool,
     add_noqa: bool = False,
     summary: bool = False,
@@ -177,6 +181,7 @@ def _run(
         ignore=[*settings.ignore, *_codes(ignore)],
         per_file_ignores=settings.per_file_ignores,
         root=settings.root,
+        respect_noqa=not ignore_noqa,
     )
     packs = load_packs(settings.packs)
     allow_unsafe = unsafe_fixes or settings.unsafe_fixes

@@ -330,7 +330,9 @@ def join(
             findings.extend(rule_class().check(project))
     findings = [f for f in drop_contradictions(findings) if selection.enabled(f.code, f.path)]
     suppressions = {r.path: r.suppressions for r in results if r.suppressions is not None}
-    if selection.enabled(UNUSED_NOQA):
+    if not selection.respect_noqa:
+        suppressions = {}
+    if selection.enabled(UNUSED_NOQA) and selection.respect_noqa:
         findings += _unused_noqa(findings, suppressions, selection)
     kept = [
         f

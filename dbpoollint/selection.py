@@ -37,6 +37,8 @@ class Selection:
     # The folder of the configuration file: per-file-ignores globs are relative to it,
     # whatever the working directory.
     root: Path | None = None
+    # False with --ignore-noqa: report suppressed findings too (to fix them).
+    respect_noqa: bool = True
     _relative_paths: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -141,3 +141,20 @@ def test_remove_codes_keeps_other_tools_codes() -> None:
 def test_rules_json_lists_dpl009_as_opt_in() -> None:
     rules = {r["code"]: r for r in json.loads(run_cli(["rules", "--output-format", "json"]).stdout)}
     assert rules["DPL009"]["enabled_by_default"] is False
+
+
+def test_the_whole_adoption_loop_ends_without_noqa(project: Path) -> None:
+    write(project / "app.py", BAD_VIEW)
+    run_cli(["check", ".", "--add-noqa"])
+    assert run_cli(["check", ".", "--extend-select", "DPL009"]).exit_code == 0
+    preview = run_cli(["fix", "app.py", "--ignore-noqa", "--diff"])
+    assert preview.exit_code == 1 and "+def get_redis():" in preview.output
+    run_cli(["fix", "app.py", "--ignore-noqa"])
+    stale = run_cli(["check", ".", "--extend-select", "DPL009"])
+    assert "DPL009" in stale.output and " DPL101 " not in stale.output
+    run_cli(["check", ".", "--extend-select", "DPL009", "--fix"])
+    text = (project / "app.py").read_text()
+    assert "noqa" not in text and "client = get_redis()" in text
+    # What is left is the hoisted client's own lifecycle (DPL301), reported, not suppressed.
+    left = check_json(".", extra=["--extend-select", "DPL009"])
+    assert [f["code"] for f in left] == ["DPL301"]
