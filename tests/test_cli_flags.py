@@ -326,3 +326,18 @@ def test_pool_rules_still_speak_when_dpl101_is_not_selected(project: Path) -> No
     write(project / "views.py", PER_REQUEST_ENGINE)
     codes = [f["code"] for f in check_json("views.py", extra=["--select", "DPL205"])]
     assert codes == ["DPL205"]
+
+
+# --- the README's pre-commit snippet ----------------------------------------------------------
+
+
+def test_readme_pre_commit_rev_is_the_release_the_changelog_prepares_or_made() -> None:
+    import re
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    (rev,) = re.findall(r"^\s*rev: (\S+)$", readme, re.MULTILINE)
+    newest = re.search(r"^## (\d+\.\d+\.\d+)", changelog, re.MULTILINE)
+    assert newest is not None and rev == f"v{newest.group(1)}"
+    assert "## Releases" in readme and "git tag -a" in readme
