@@ -30,6 +30,7 @@ from dbpoollint.analysis.percall import (
     per_call_functions,
     used_per_call,
 )
+from dbpoollint.analysis.process import ProcessVisitor
 from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
@@ -88,9 +89,10 @@ def analyse_file(
         wrapper.visit(indexer)
         if indexer.site_nodes or indexer.call_nodes:
             indexer.finish(wrapper.resolve(PositionProvider))
-        later: list[UrlFactVisitor | LifecycleVisitor] = [
+        later: list[UrlFactVisitor | LifecycleVisitor | ProcessVisitor] = [
             UrlFactVisitor(summary, packs, package),
             LifecycleVisitor(summary, packs, package),
+            ProcessVisitor(summary, packs, package),
         ]
         for visitor in later:
             wrapper.visit(visitor)

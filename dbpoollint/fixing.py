@@ -18,6 +18,7 @@ from dbpoollint.codemods.cache_factory import cache_factories
 from dbpoollint.codemods.call_args import AddArgument, CallEdit, add_arguments, edit_calls
 from dbpoollint.codemods.hoist import HoistRequest, hoist
 from dbpoollint.codemods.lifecycle import register_atexit_closes, release_in_finally, yield_session
+from dbpoollint.codemods.loop_hoist import LoopHoist, hoist_out_of_loops
 from dbpoollint.fixes import edits_between
 from dbpoollint.noqa import remove_codes
 from dbpoollint.packs import PackSet
@@ -165,6 +166,21 @@ def _unused_noqa_fixer(
     return fixed, ["safe" if f.span.line in done else None for f, _ in requests]
 
 
+def _loop_hoist_fixer(
+    text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
+) -> FixerResult:
+    """DPL104 (unsafe): move the client above its loop, its close after it."""
+    wanted = [
+        LoopHoist(
+            int(str(r.param("call_line"))), int(str(r.param("loop_line"))), str(r.param("target"))
+        )
+        for _, r in requests
+    ]
+    fixed, made = hoist_out_of_loops(text, wanted)
+    levels: list[str | None] = ["unsafe" if ok else None for ok in made]
+    return (fixed if allow_unsafe else text), levels
+
+
 FIXERS: dict[str, Fixer] = {
     "add-argument": _add_argument_fixer,
     "hoist": _hoist_fixer,
@@ -175,6 +191,7 @@ FIXERS: dict[str, Fixer] = {
     "release-in-finally": _release_fixer,
     "yield-session": _yield_session_fixer,
     "unused-noqa": _unused_noqa_fixer,
+    "hoist-loop": _loop_hoist_fixer,
 }
 FIX_TITLES: dict[str, str] = {
     "add-argument": "Add the missing argument",
@@ -186,6 +203,7 @@ FIX_TITLES: dict[str, str] = {
     "release-in-finally": "Move the release into try/finally",
     "yield-session": "Yield the session and close it in finally",
     "unused-noqa": "Remove the unused `noqa` codes",
+    "hoist-loop": "Move the client above the loop",
 }
 
 

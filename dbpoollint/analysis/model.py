@@ -301,6 +301,59 @@ class LifecycleFacts:
     attribute_releases: dict[str, set[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class LoopCallFact:
+    """A call that runs once per loop iteration."""
+
+    span: Span
+    callees: tuple[str, ...]  # qualified names of what is called
+    client: bool  # a pack's pool constructor or opener (else a project function)
+    function: str | None  # enclosing function key; None at module level
+    loop: str  # "for", "while", "comprehension"
+    loop_line: int
+    # An argument reads a name the loop assigns (`for url in urls: create_engine(url)`).
+    varies: bool
+    # The loop stops once the call succeeds (`break`/`return` in a try, `while`, `range`).
+    retry: bool
+    # `name = call(...)` at the top of a for/while body, arguments invariant: the fix can
+    # move it above the loop. Empty when it cannot.
+    hoist_target: str = ""
+
+
+@dataclass(frozen=True)
+class ForkFact:
+    span: Span
+    what: str  # "os.fork()", "multiprocessing.Process", "ProcessPoolExecutor"
+    function: str | None
+
+
+@dataclass(frozen=True)
+class ForkResetFact:
+    """Code that runs in a child after a fork: a Celery `worker_process_init` handler or an
+    `os.register_at_fork(after_in_child=...)` callback (`function` is its key, or "" for a
+    lambda whose closes are in `targets`)."""
+
+    span: Span
+    hook: str
+    function: str
+    targets: frozenset[str] = frozenset()
+
+
+@dataclass
+class ProcessFacts:
+    """Loops and processes (DPL104, DPL105, the budget), from dbpoollint.analysis.process."""
+
+    loop_calls: list[LoopCallFact] = field(default_factory=list)
+    forks: list[ForkFact] = field(default_factory=list)
+    resets: list[ForkResetFact] = field(default_factory=list)
+    # function key -> qualified names of what it disposes, closes or resets
+    function_resets: dict[str, set[str]] = field(default_factory=dict)
+    # `x.dispose(close=False)` anywhere: SQLAlchemy's post-fork reset
+    disposed_keeping_connections: set[str] = field(default_factory=set)
+    start_methods: set[str] = field(default_factory=set)  # set_start_method / get_context
+    imports: set[str] = field(default_factory=set)  # absolute names of non-stdlib imports
+
+
 @dataclass
 class ModuleSummary:
     path: str
@@ -329,3 +382,4 @@ class ModuleSummary:
     imports: dict[str, str] = field(default_factory=dict)
     star_imports: list[str] = field(default_factory=list)
     exports: tuple[str, ...] | None = None
+    process: ProcessFacts = field(default_factory=ProcessFacts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dbpoollint.checks.base import Rule
 from dbpoollint.checks.client_in_handler import ClientInHandler
+from dbpoollint.checks.client_in_loop import ClientInLoop
 from dbpoollint.checks.connection_leak import ConnectionLeak
 from dbpoollint.checks.connection_per_request import ConnectionPerRequest
 from dbpoollint.checks.credentials_in_url import CredentialsInUrl
@@ -30,6 +31,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ClientInHandler,
     ConnectionPerRequest,
     UncachedClientFactory,
+    ClientInLoop,
     UnboundedPool,
     ImplicitPoolSize,
     MissingAcquireTimeout,
