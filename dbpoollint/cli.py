@@ -215,6 +215,7 @@ def _run(
                 progress=progress.start(len(files)),
                 fix_values=settings.fix_values,
                 context=context,
+                budget=settings.budget,
             )
             sources = {f.path: f.data for f in files if f.data is not None}
             return attach_fixes(result.findings, sources, packs, with_edits)
@@ -548,3 +549,36 @@ def rules(output_format: str) -> None:
 def init(pyproject: Path) -> None:
     """Write a commented [tool.dbpoollint] table into pyproject.toml, keeping the rest."""
     click.echo(write_init(pyproject))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A pyproject.toml or dbpoollint.toml to use instead of searching for one.",
+)
+@_user_errors
+def budget(paths: tuple[Path, ...], output_format: str, config_path: Path | None) -> None:
+    """Worst-case connections per database server: pools x workers x replicas vs the limit.
+
+    Exits 1 when a server is over its limit.
+    """
+    from dbpoollint.deploy.budget import compute_budget
+    from dbpoollint.deploy.report import render_json, render_text
+    from dbpoollint.engine import analyse_project
+
+    targets = list(paths) or [Path(".")]
+    if config_path is not None and not config_path.is_file():
+        raise ConfigError(f"{config_path}: configuration file not found")
+    settings = load_settings(config_path or find_config(targets[0]))
+    packs = load_packs(settings.packs)
+    inputs = _file_inputs(targets, settings, False)
+    project = analyse_project(
+        inputs, packs, settings.packs, None, _project_files(targets, settings), settings.budget
+    )
+    result = compute_budget(project)
+    click.echo(render_json(result) if output_format == "json" else render_text(result), nl=False)
+    sys.exit(EXIT_FINDINGS if any(server.over for server in result.servers) else EXIT_CLEAN)

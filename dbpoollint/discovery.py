@@ -176,6 +176,12 @@ PROJECT_FILE_PATTERNS = (
     "*.mk",
     "*.sh",
     "*.bash",
+    # The process model (DPL105, DPL501): gunicorn config, Kubernetes manifests, Helm values,
+    # server limits. YAML files are parsed only when they look like manifests or values.
+    "gunicorn*.py",
+    "*.yaml",
+    "*.yml",
+    "postgresql.conf",
 )
 
 

@@ -175,6 +175,7 @@ def check_files(
     progress: Callable[[int], None] | None = None,
     fix_values: Mapping[str, float] | None = None,
     context: Sequence[FileInput] = (),
+    budget: Mapping[str, int] | None = None,
 ) -> CheckResult:
     """Check files; `progress` is called with the number of files analysed as they finish.
 
@@ -219,7 +220,7 @@ def check_files(
         if item.path not in parsed
     )
     aliases = {item.path: item.aliases for item in [*inputs, *extra] if item.aliases}
-    findings = join(results, selection, project_files, packs, fix_values, aliases)
+    findings = join(results, selection, project_files, packs, fix_values, aliases, budget)
     if extra:
         findings = [f for f in findings if f.path in checked]
     return CheckResult(
@@ -310,22 +311,10 @@ def join(
     packs: PackSet | None = None,
     fix_values: Mapping[str, float] | None = None,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
+    budget: Mapping[str, int] | None = None,
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
-    summaries = [r.summary for r in results if r.summary is not None]
-    index = ModuleIndex(summaries, aliases)
-    project = Project(
-        summaries,
-        files=dict(project_files or {}),
-        packs=packs,
-        fix_values=dict(fix_values or {}),
-        index=index,
-    )
-    external = external_roots_for(summaries, index)
-    for summary in summaries:
-        project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
-    project.used_per_call = used_per_call(summaries, project.per_call, index)
-    project.closed_by_callers = closed_by_callers(summaries, index)
+    project = make_project(results, project_files, packs, fix_values, aliases, budget)
     findings = [f for r in results for f in r.findings]
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):
@@ -360,6 +349,55 @@ def _unused_noqa(
             functools.partial(selection.enabled, path=path),
         )
     return [f for f in unused if selection.enabled(f.code, f.path)]
+
+
+def make_project(
+    results: list[FileResult],
+    project_files: Mapping[str, str] | None = None,
+    packs: PackSet | None = None,
+    fix_values: Mapping[str, float] | None = None,
+    aliases: Mapping[str, tuple[str, ...]] | None = None,
+    budget: Mapping[str, int] | None = None,
+) -> Project:
+    """The joined project the rules read: summaries plus the cross-module facts."""
+    summaries = [r.summary for r in results if r.summary is not None]
+    index = ModuleIndex(summaries, aliases)
+    project = Project(
+        summaries,
+        files=dict(project_files or {}),
+        packs=packs,
+        fix_values=dict(fix_values or {}),
+        index=index,
+        budget=dict(budget or {}),
+    )
+    external = external_roots_for(summaries, index)
+    for summary in summaries:
+        project.per_call[summary.path] = per_call_functions(summary, external.get(summary.path, []))
+    project.used_per_call = used_per_call(summaries, project.per_call, index)
+    project.closed_by_callers = closed_by_callers(summaries, index)
+    return project
+
+
+def analyse_project(
+    inputs: Sequence[FileInput],
+    packs: PackSet,
+    extra_packs: Sequence[Path] = (),
+    jobs: int | None = None,
+    project_files: Mapping[str, str] | None = None,
+    budget: Mapping[str, int] | None = None,
+) -> Project:
+    """Summarise and join without running the rules (`dbpoollint budget`)."""
+    pending: list[tuple[str, bytes, str, bool, bool]] = []
+    skipped: list[FileInput] = []
+    for item in inputs:
+        if item.data is not None and not item.is_test and packs.worth_parsing(item.data):
+            pending.append((item.path, item.data, item.module, item.is_test, True))
+        else:
+            skipped.append(item)
+    results = _run_jobs(pending, packs, extra_packs, jobs)
+    results.extend(_run_jobs(_mentioning_builders(skipped, results), packs, extra_packs, jobs))
+    aliases = {item.path: item.aliases for item in inputs if item.aliases}
+    return make_project(results, project_files, packs, None, aliases, budget)
 
 
 def read_input(

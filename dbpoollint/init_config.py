@@ -43,10 +43,15 @@ def _our_table() -> Table:
     table.add("fix-values", values)
 
     budget = tomlkit.table()
-    budget.add(tomlkit.comment("The server's connection limit, for the capacity rules:"))
+    budget.add(tomlkit.comment("The connection budget (DPL501, `dbpoollint budget`). The server's"))
+    budget.add(tomlkit.comment("limit, else what compose / postgresql.conf commit:"))
     budget.add(tomlkit.comment("max-connections = 100"))
+    budget.add(tomlkit.comment("Connections kept back (PostgreSQL keeps 3 for superusers):"))
     budget.add(tomlkit.comment("reserved-connections = 3"))
+    budget.add(tomlkit.comment("Counts the deployment files do not say: replicas per process,"))
+    budget.add(tomlkit.comment("and workers where the count is the CPU's (Celery's default):"))
     budget.add(tomlkit.comment("replicas = 1"))
+    budget.add(tomlkit.comment("workers = 4"))
     table.add("budget", budget)
     return table
 

@@ -97,6 +97,12 @@ class ClientCall:
     # no real pool (`poolclass=*NullPool`, `sqlite`): limits do not apply.
     unpooled_when: tuple[str, ...] = ()
     unpooled_schemes: tuple[str, ...] = ()
+    # The most connections one instance opens, as knob keywords: `pool_size + max_overflow`
+    # (summed), `max_size | min_size` (the first one set, else the first default). DPL501.
+    max_connections: str = ""
+    # The client notices a fork and resets itself in the child (redis-py checks its pid): the
+    # source that says so. DPL105 leaves such clients alone.
+    fork_safe: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,29 @@ class Pack:
     driver_options: tuple[DriverOptions, ...] = ()
     # URL schemes the URL rules know (`postgresql`, `redis`, ...): source mentioning one is parsed.
     url_schemes: tuple[str, ...] = ()
+
+
+def max_connection_terms(expression: str) -> list[list[str]]:
+    """`pool_size + max_overflow` -> [["pool_size"], ["max_overflow"]]; `a | b` -> [["a", "b"]]:
+    terms are summed, alternatives inside a term are tried in order."""
+    return [
+        [name.strip() for name in term.split("|") if name.strip()]
+        for term in expression.split("+")
+        if term.strip()
+    ]
+
+
+def _max_connections(reader: _Reader) -> str:
+    expression = reader.string("max-connections", "")
+    known = {k for knob in reader.table.get("knobs", []) for k in knob.get("keywords", [])}
+    for term in max_connection_terms(expression):
+        for name in term:
+            if not re.fullmatch(r"\w+", name) or name not in known:
+                raise reader.fail(
+                    "max-connections",
+                    f"`{name}` is not a keyword of this call's knobs (write `a + b` or `a | b`)",
+                )
+    return expression
 
 
 def _matches(patterns: Iterable[str], qualname: str) -> bool:
@@ -394,6 +423,8 @@ _CALL_KEYS = {
     "options-prefix",
     "unpooled-when",
     "unpooled-schemes",
+    "max-connections",
+    "fork-safe",
 }
 _POOLER_KEYS = {
     "name",
@@ -610,6 +641,8 @@ def load_pack(path: Path) -> Pack:
                     options_prefix=reader.string("options-prefix", ""),
                     unpooled_when=reader.strings("unpooled-when"),
                     unpooled_schemes=reader.strings("unpooled-schemes"),
+                    max_connections=_max_connections(reader),
+                    fork_safe=reader.string("fork-safe", ""),
                 )
             )
 

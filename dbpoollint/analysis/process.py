@@ -350,6 +350,11 @@ class ProcessVisitor(cst.CSTVisitor):
                     targets |= self.qualnames(call.func.value) or _text_name(call.func.value)
             self.pending.append((node, ForkResetFact(NO_SPAN, hook, "", frozenset(targets))))
             return
+        if isinstance(callback, cst.Attribute) and callback.attr.value in RESET_METHODS:
+            # `after_in_child=engine.dispose`
+            targets = set(self.qualnames(callback.value) or _text_name(callback.value))
+            self.pending.append((node, ForkResetFact(NO_SPAN, hook, "", frozenset(targets))))
+            return
         names = self.qualnames(callback)
         local = next((n for n in sorted(names) if "." not in n), None)
         key = local or (get_full_name_for_node(callback) or "")

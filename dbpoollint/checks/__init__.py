@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dbpoollint.checks.base import Rule
+from dbpoollint.checks.client_before_fork import ClientBeforeFork
 from dbpoollint.checks.client_in_handler import ClientInHandler
 from dbpoollint.checks.client_in_loop import ClientInLoop
+from dbpoollint.checks.connection_budget import ConnectionBudgetExceeded
 from dbpoollint.checks.connection_leak import ConnectionLeak
 from dbpoollint.checks.connection_per_request import ConnectionPerRequest
 from dbpoollint.checks.credentials_in_url import CredentialsInUrl
@@ -32,6 +34,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     ConnectionPerRequest,
     UncachedClientFactory,
     ClientInLoop,
+    ClientBeforeFork,
     UnboundedPool,
     ImplicitPoolSize,
     MissingAcquireTimeout,
@@ -44,6 +47,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     PoolerUrlInMigrations,
     PreparedStatementsThroughPooler,
     PrismaUrlParameters,
+    ConnectionBudgetExceeded,
     CredentialsInUrl,
 )
 RULES_BY_CODE: dict[str, type[Rule]] = {rule.code: rule for rule in ALL_RULES}

@@ -89,6 +89,8 @@ class Project:
     def __post_init__(self) -> None:
         if self.index is None:
             self.index = ModuleIndex(self.summaries)
+    # `[tool.dbpoollint.budget]`: the connection limit and process counts DPL501 assumes.
+    budget: dict[str, int] = field(default_factory=dict)
 
 
 class Rule:
