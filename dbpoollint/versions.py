@@ -327,7 +327,9 @@ def read_pins(files: Mapping[str, str]) -> dict[str, Pin]:
             ranked[pin.package] = (rank, pin)
 
     seen: set[str] = set()
-    for path in sorted(files):
+    # Within a rank the pin file nearest to the code wins: a subproject's own pyproject over the
+    # repository root's (whose dependencies may name the same package for other reasons).
+    for path in sorted(files, key=lambda p: (-len(PurePath(p).parts), p)):
         name = PurePath(path).name
         if name in LOCK_FILES:
             for pin in _lock(path, files[path]):

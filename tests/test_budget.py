@@ -27,6 +27,22 @@ COMMANDS = [
     ("poetry run celery -A proj worker -c 8", "celery", "proj", 8, {"celery_pool": "prefork"}),
     ("celery --app=proj.celery:app worker --pool=gevent", "celery", "proj.celery", None, {}),
     ("newrelic-admin run-program gunicorn -w4 x:y", "gunicorn", "x", 4, {}),
+    # warehouse's compose: an option we do not know must not be taken for the app
+    (
+        "gunicorn --logger-class pkg.Logger --threads 4 pkg.wsgi:app",
+        "gunicorn",
+        "pkg.wsgi",
+        None,
+        {},
+    ),
+    (
+        "python -m gunicorn.app.wsgiapp -c prod.conf.py pkg.wsgi:app",
+        "gunicorn",
+        "pkg.wsgi",
+        None,
+        {},
+    ),
+    ("env DD_SERVICE=w ddtrace-run celery -A pkg worker", "celery", "pkg", None, {}),
 ]
 
 
@@ -38,6 +54,20 @@ def test_reads_server_commands(
     assert (parsed.server, parsed.entry, parsed.workers) == (server, entry, workers)
     for key, value in extra.items():
         assert getattr(parsed, key) == value
+
+
+def test_entrypoint_scripts_are_read_line_by_line() -> None:
+    script = (
+        "#!/bin/sh\nflask db upgrade\nexec gunicorn 'app:create_app()' \\\n  --workers $WORKERS\n"
+    )
+    compose = (
+        "services:\n  web:\n    image: web\n    command: sh docker-entrypoint.sh\n"
+        "    environment:\n      - WORKERS=6\n"
+    )
+    files = {"docker-entrypoint.sh": script, "docker-compose.yml": compose}
+    (process,) = read_deployment(files).processes
+    assert (process.entry, process.where) == ("app", "docker-entrypoint.sh:3")
+    assert (process.workers.value, process.workers.where) == (6, "docker-compose.yml:6")
 
 
 def test_other_commands_start_no_server() -> None:

@@ -21,6 +21,7 @@ class _Builder:
     # The constructor's arguments read none of the function's parameters: whatever the caller
     # passes, it connects to the same place.
     fixed_target: bool
+    unpooled: bool = False  # `poolclass=NullPool`: no pool, one connection per use
 
 
 class ClientInLoop(Rule):
@@ -120,7 +121,7 @@ class ClientInLoop(Rule):
     def _indirect(self, summary: ModuleSummary, fact: LoopCallFact, builder: _Builder) -> Finding:
         site = builder.site
         where = f"{PurePath(builder.summary.path).name}:{site.span.line}"
-        what = _what(site.what, site.kind)
+        what = _what(site.what, site.kind, builder.unpooled)
         loop = f"{LOOP_WORDS[fact.loop]} on line {fact.loop_line}"
         name = site.function.rsplit(".", 1)[-1]
         message = (
@@ -130,7 +131,9 @@ class ClientInLoop(Rule):
         return Finding(summary.path, fact.span, self.code, message)
 
 
-def _what(what: str, kind: str) -> str:
+def _what(what: str, kind: str, unpooled: bool = False) -> str:
+    if unpooled:
+        return f"builds a new {what} and opens a new connection"
     if kind == "opener":
         return f"opens a new {what}"
     return f"builds a new {what} (and its pool)" if what == "engine" else f"builds a new {what}"
@@ -163,7 +166,8 @@ def _builders(project: Project) -> dict[str, _Builder]:
                 else ""
             )
             fixed = not any(re.search(rf"\b{re.escape(p)}\b", codes) for p in params)
-            builder = _Builder(summary, site, fixed)
+            unpooled = "NullPool" in codes
+            builder = _Builder(summary, site, fixed, unpooled)
             found.setdefault(f"{summary.module}.{site.function}", builder)
             found.setdefault(f"{summary.path}::{site.function}", builder)
     return found

@@ -72,11 +72,12 @@ def read_deployment(
     launches.extend(
         cmd for path, cmd in sorted(found.dockerfiles.items()) if path not in used_dockerfiles
     )
+    scripts = {PurePath(p).name: (p, t) for p, t in files.items() if p.endswith(".sh")}
     processes: dict[tuple[str, str], Process] = {}
     for launch in launches:
         if launch.replicas is None:
             launch.replicas = found.helm_replicas
-        for command in parse_command(launch.command):
+        for command in parse_command(launch.command, scripts):
             process = _process(launch, command, configs, budget, celery_concurrency)
             key = (process.server, process.entry or process.command)
             kept = processes.get(key)
@@ -134,6 +135,8 @@ def _process(
 ) -> Process:
     env = {name: (value, where) for name, value, where in launch.environment}
     replicas = launch.replicas or _budget_factor(budget, "replicas") or ONE_REPLICA
+    if command.where:  # started by a script: its numbers are written there
+        launch = Launch(launch.name, command.where, launch.command, launch.environment, replicas)
     process = Process(
         name=launch.name,
         server=command.server,

@@ -137,6 +137,12 @@ def compute_budget(project: Project) -> Budget:
     for pool in pools:
         budget = servers.setdefault(pool.server, ServerBudget(pool.server))
         running = [p for p in processes if _runs(reached[id(p)], pool.summary.module)]
+        if not running and processes:
+            # Every process's imports are known and none reaches it: a script, a tool.
+            notes.append(
+                f"not counted: `{pool.name}` at {pool.where}: no process found imports its module"
+            )
+            continue
         if not running:
             budget.rows.append(Row(pool, None, 1, pool.maximum.value))
             continue
@@ -148,7 +154,8 @@ def compute_budget(project: Project) -> Budget:
             budget.rows.append(Row(pool, process, count, total))
     for budget in servers.values():
         _attach_limit(budget, deployment)
-    return Budget(deployment, sorted(servers.values(), key=lambda s: s.server), notes)
+    kept = [s for s in servers.values() if s.rows]
+    return Budget(deployment, sorted(kept, key=lambda s: s.server), notes)
 
 
 def _runs(reached: set[str] | None, module: str) -> bool:
@@ -165,6 +172,9 @@ def _count(process: Process) -> int | None:
 
 
 def _long_lived(project: Project) -> Iterable[PoolCall]:
+    """Pools built once per process: at module level, in a lazy global or cached getter, or in
+    a function that never runs per call (an app factory, a Pyramid `includeme`, a startup
+    hook). Pools built per call are DPL101's business and have no bound to add up."""
     for call in pool_calls(project):
         summary, fact = call.summary, call.fact
         if one_off(summary.path, summary.module):
@@ -172,12 +182,12 @@ def _long_lived(project: Project) -> Iterable[PoolCall]:
         if fact.function is None:
             yield call
             continue
-        function = summary.functions.get(fact.function)
         lazy = fact.target in summary.lifecycle.globals_declared.get(fact.function, set())
+        function = summary.functions.get(fact.function)
         per_call = fact.function in project.per_call.get(summary.path, {}) or (
             fact.function in project.used_per_call.get(summary.path, {})
         )
-        if (lazy or (function is not None and function.barrier)) and not (per_call and not lazy):
+        if lazy or (function is not None and function.barrier) or not per_call:
             yield call
 
 

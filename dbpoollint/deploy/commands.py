@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import PurePath
 
 SERVERS = ("gunicorn", "uvicorn", "hypercorn", "daphne", "celery")
-_WRAPPERS = {"exec", "ddtrace-run", "opentelemetry-instrument", "dumb-init", "tini", "--"}
+_WRAPPERS = {"exec", "env", "ddtrace-run", "opentelemetry-instrument", "dumb-init", "tini", "--"}
+# `python -m gunicorn.app.wsgiapp`, `python -m celery.__main__`: the same servers.
+_MODULE_ALIASES = {"gunicorn.app.wsgiapp": "gunicorn", "celery.__main__": "celery"}
 _RUNNERS = {("poetry", "run"), ("uv", "run"), ("pipenv", "run"), ("pdm", "run")}
 _ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -33,16 +37,53 @@ class ServerCommand:
     config_file: str = ""
     celery_pool: str = ""
     worker_class: str = ""
+    where: str = ""  # `docker-entrypoint.sh:12` when a script started it
 
 
-def parse_command(command: str | list[str]) -> list[ServerCommand]:
-    """Every server a command starts (a shell line can start more than one)."""
+def parse_command(
+    command: str | list[str], scripts: Mapping[str, tuple[str, str]] | None = None, depth: int = 0
+) -> list[ServerCommand]:
+    """Every server a command starts (a shell line can start more than one). `scripts` maps a
+    shell script's file name to (path, text): `./docker-entrypoint.sh` is read, line by line."""
     words = _split(command) if isinstance(command, str) else [str(w) for w in command]
     found: list[ServerCommand] = []
     for part in _segments(words):
+        script = _script_of(_strip_wrappers(part), scripts or {})
+        if script is not None and depth < 3:
+            found.extend(_from_script(*script, scripts or {}, depth))
+            continue
         server = _server_command(part)
         if server is not None:
             found.append(server)
+    return found
+
+
+def _script_of(words: list[str], scripts: Mapping[str, tuple[str, str]]) -> tuple[str, str] | None:
+    if words and words[0].rsplit("/", 1)[-1] in ("sh", "bash", "ash", "dash") and len(words) > 1:
+        words = words[1:]
+    if not words or not words[0].endswith(".sh"):
+        return None
+    return scripts.get(words[0].rsplit("/", 1)[-1])
+
+
+def _from_script(
+    path: str, text: str, scripts: Mapping[str, tuple[str, str]], depth: int
+) -> list[ServerCommand]:
+    found: list[ServerCommand] = []
+    pending, start = "", 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not pending:
+            start = number
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical, pending = pending + stripped, ""
+        if not logical or logical.startswith("#"):
+            continue
+        where = f"{PurePath(path).name}:{start}"
+        for command in parse_command(logical, scripts, depth + 1):
+            found.append(replace(command, where=command.where or where))
     return found
 
 
@@ -105,6 +146,7 @@ def _server_command(words: list[str]) -> ServerCommand | None:
     if not words:
         return None
     head = words[0].rsplit("/", 1)[-1]
+    head = _MODULE_ALIASES.get(head, head)
     if head not in SERVERS:
         return None
     text = " ".join(words)
@@ -144,7 +186,7 @@ _VALUE_OPTIONS = re.compile(
 def _web(server: str, args: list[str], text: str) -> ServerCommand:
     values: dict[str, str] = {}
     preload = False
-    entry = ""
+    positionals: list[str] = []
     index = 0
     while index < len(args):
         word = args[index]
@@ -168,9 +210,11 @@ def _web(server: str, args: list[str], text: str) -> ServerCommand:
             preload = True
         elif _VALUE_OPTIONS.match(word):
             index += 1
-        elif not word.startswith("-") and not entry:
-            entry = word
+        elif not word.startswith("-"):
+            positionals.append(word)
         index += 1
+    # The app is `module:callable`; an option value we do not know is never one of those.
+    entry = next((w for w in positionals if ":" in w), positionals[-1] if positionals else "")
     workers, note, env = _count(values.get("workers"), "--workers")
     threads = _int(values.get("threads"))
     return ServerCommand(
