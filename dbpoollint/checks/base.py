@@ -83,14 +83,14 @@ class Project:
     fix_values: dict[str, float] = field(default_factory=dict)
     # The loaded packs (pooler pack included), for rules that classify URLs.
     packs: PackSet | None = None
+    # `[tool.dbpoollint.budget]`: the connection limit and process counts DPL501 assumes.
+    budget: dict[str, int] = field(default_factory=dict)
     # The one resolver of qualified names every rule uses (re-exports and aliases followed).
     index: ModuleIndex = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.index is None:
             self.index = ModuleIndex(self.summaries)
-    # `[tool.dbpoollint.budget]`: the connection limit and process counts DPL501 assumes.
-    budget: dict[str, int] = field(default_factory=dict)
 
 
 class Rule:
