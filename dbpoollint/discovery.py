@@ -176,9 +176,8 @@ PROJECT_FILE_PATTERNS = (
     "*.mk",
     "*.sh",
     "*.bash",
-    # The process model (DPL105, DPL501): gunicorn config, Kubernetes manifests, Helm values,
-    # server limits. YAML files are parsed only when they look like manifests or values.
-    "gunicorn*.py",
+    # The process model (DPL105, DPL501): Kubernetes manifests, Helm values, server limits.
+    # YAML files are parsed only when they look like manifests or values.
     "*.yaml",
     "*.yml",
     "postgresql.conf",
@@ -186,10 +185,11 @@ PROJECT_FILE_PATTERNS = (
 
 
 def is_project_file(name: str) -> bool:
-    # `env.*` names env files by convention, but alembic's `env.py` is code.
-    return not _is_python(name) and any(
-        fnmatch.fnmatchcase(name, pattern) for pattern in PROJECT_FILE_PATTERNS
-    )
+    if _is_python(name):
+        # gunicorn reads its config file as Python (DPL105, DPL501); alembic's `env.py` is code,
+        # not an `env.*` file.
+        return fnmatch.fnmatchcase(name, "gunicorn*.py")
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PROJECT_FILE_PATTERNS)
 
 
 def discover_project_files(

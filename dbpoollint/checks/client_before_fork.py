@@ -185,15 +185,18 @@ def _fork_reason(
     return None
 
 
-def _matches(targets: set[str], client: _ImportTimeClient) -> bool:
-    return any(t == client.qualname or t.rsplit(".", 1)[-1] == client.name for t in targets)
+def _matches(targets: set[str], client: _ImportTimeClient, where: str | None = None) -> bool:
+    """A reset of this client: its qualified name, or its plain name inside its own module
+    (`where` is the module the reset is written in; None: names are absolute)."""
+    local = where == client.summary.module
+    return any(t == client.qualname or (local and t == client.name) for t in targets)
 
 
 def _reset_anywhere(project: Project, client: _ImportTimeClient) -> bool:
     """`x.dispose(close=False)` anywhere, or a reset in a register_at_fork callback."""
     for summary in project.summaries:
         facts = summary.process
-        if _matches(facts.disposed_keeping_connections, client):
+        if _matches(facts.disposed_keeping_connections, client, summary.module):
             return True
         for reset in facts.resets:
             if reset.hook.startswith("os.register_at_fork") and _reset_targets(
@@ -216,7 +219,7 @@ def _reset_targets(summary: ModuleSummary, reset: ForkResetFact, client: _Import
     targets = set(reset.targets)
     if reset.function:
         targets |= summary.process.function_resets.get(reset.function, set())
-    return _matches(targets, client)
+    return _matches(targets, client, summary.module)
 
 
 def _celery_task_modules(project: Project) -> list[ModuleSummary]:
