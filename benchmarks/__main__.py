@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.synthetic import SyntheticCorpus, generate
+from benchmarks.synthetic import CROSS_MODULE_KINDS, SyntheticCorpus, generate
 
 CODE = "DPL101"
 SKIP_DIRS = frozenset({"site-packages", "__pycache__"})
@@ -158,6 +158,24 @@ def explain_mismatch(corpus: SyntheticCorpus, findings: list[dict[str, Any]]) ->
             log(f"  {label} {len(paths)} file(s), e.g. {shown}")
 
 
+def cross_module_recall(corpus: SyntheticCorpus, findings: list[dict[str, Any]]) -> str:
+    """Recall on the findings planted in multi-module projects (helper, re-export)."""
+    planted = {
+        (item.path.resolve(), item.line)
+        for item in corpus.expected
+        if item.kind in CROSS_MODULE_KINDS
+    }
+    found = set()
+    for item in findings:
+        path = finding_path(item)
+        location = item.get("location")
+        if item.get("code") == CODE and path is not None and isinstance(location, dict):
+            found.add((path, location.get("row")))
+    hit = len(planted & found)
+    share = f"{hit / len(planted):.0%}" if planted else "n/a"
+    return f"cross-module recall {hit}/{len(planted)} ({share})"
+
+
 def run_corpus(
     name: str,
     root: Path,
@@ -177,6 +195,8 @@ def run_corpus(
         expected = None if synthetic is None else synthetic.expected_findings
         if synthetic is not None:
             log(f"  {name} {run}: expected {expected}, found {dpl101}")
+            if findings is not None:
+                log(f"  {name} {run}: {cross_module_recall(synthetic, findings)}")
             if findings is not None and dpl101 != expected:
                 explain_mismatch(synthetic, findings)
         results.append(

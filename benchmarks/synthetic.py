@@ -324,6 +324,83 @@ async def $fn(request: Request, item_id: int) -> dict[str, object]:
 )
 
 
+# Multi-module projects: a route in `api.py` reaches a client built per call in another module,
+# through a helper module (`proj_000.db`) or a package re-export (`proj_001.deps`). Four files
+# each; the finding is planted in the module that builds the client.
+PROJECT_FILES = 4
+CROSS_MODULE_KINDS = ("cross-module-helper", "cross-module-reexport")
+_PROJECT_API = Template('''"""Routes of $name."""
+
+from flask import Flask
+
+from $import_line
+
+app = Flask(__name__)
+
+
+@app.get("/$name/items")
+def list_items():
+    return {"items": $call}
+''')
+_PROJECT_HELPER = Template(f'''"""Queries of $name."""
+
+import os
+
+import sqlalchemy
+
+
+def run_query(sql):
+    engine = sqlalchemy.create_engine(os.environ["DATABASE_URL"])  {EXPECT_MARKER}
+    with engine.connect() as conn:
+        return conn.execute(sqlalchemy.text(sql)).all()
+''')
+_PROJECT_CACHE = Template(f'''"""Counters of $name."""
+
+import os
+
+import redis
+
+
+def bump(key):
+    client = redis.Redis(host=os.environ.get("REDIS_HOST", "localhost"))  {EXPECT_MARKER}
+    return client.incr(key)
+''')
+
+
+def _write_project(folder: Path, number: int, writer: _ModuleWriter) -> list[ExpectedFinding]:
+    name = folder.name
+    kind = CROSS_MODULE_KINDS[number % len(CROSS_MODULE_KINDS)]
+    if kind == "cross-module-helper":
+        files = {
+            "__init__.py": "",
+            "api.py": _PROJECT_API.substitute(
+                name=name, import_line=f"{name}.db import run_query", call='run_query("select 1")'
+            ),
+            "db.py": _PROJECT_HELPER.substitute(name=name),
+            "util.py": writer.module(120, None),
+        }
+        planted = "db.py"
+    else:
+        files = {
+            "__init__.py": "",
+            "api.py": _PROJECT_API.substitute(
+                name=name, import_line=f"{name}.deps import bump", call='bump("items")'
+            ),
+            "deps/__init__.py": 'from .cache import bump\n\n__all__ = ["bump"]\n',
+            "deps/cache.py": _PROJECT_CACHE.substitute(name=name),
+        }
+        planted = "deps/cache.py"
+    expected = []
+    for relative, text in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        if relative == planted:
+            line = next(i for i, t in enumerate(text.splitlines(), 1) if t.endswith(EXPECT_MARKER))
+            expected.append(ExpectedFinding(path, line, kind))
+    return expected
+
+
 @dataclasses.dataclass(frozen=True)
 class ExpectedFinding:
     path: Path
@@ -399,7 +476,10 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
     rng = random.Random(seed)
     bad_count = round(files * density)
     good_count = min(bad_count, files - bad_count)
-    chosen = rng.sample(range(files), bad_count + good_count)
+    # One small multi-module project per ten bad files, carved out of the plain files.
+    project_count = min(round(bad_count / 10), (files - bad_count - good_count) // PROJECT_FILES)
+    module_files = files - project_count * PROJECT_FILES
+    chosen = rng.sample(range(module_files), bad_count + good_count)
     patterns: dict[int, Pattern] = {}
     for number, index in enumerate(chosen):
         if number < bad_count:
@@ -409,7 +489,7 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
 
     writer = _ModuleWriter(rng)
     expected: list[ExpectedFinding] = []
-    for index in range(files):
+    for index in range(module_files):
         pattern = patterns.get(index)
         low, high = (150, 400) if pattern is None else (60, 300)
         text = writer.module(rng.randint(low, high), pattern)
@@ -420,6 +500,9 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
             if line.endswith(EXPECT_MARKER):
                 assert pattern is not None
                 expected.append(ExpectedFinding(path, line_number, pattern.kind))
+
+    for number in range(project_count):
+        expected.extend(_write_project(root / f"proj_{number:03d}", number, writer))
 
     manifest = {
         "seed": seed,

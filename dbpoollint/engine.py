@@ -24,13 +24,13 @@ from dbpoollint.analysis.handlers import find_roots
 from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.lifecycle import LifecycleVisitor
 from dbpoollint.analysis.model import ModuleSummary, Span
-from dbpoollint.analysis.percall import (
+from dbpoollint.analysis.process import ProcessVisitor
+from dbpoollint.analysis.propagate import (
     closed_by_callers,
     external_roots_for,
     per_call_functions,
     used_per_call,
 )
-from dbpoollint.analysis.process import ProcessVisitor
 from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE

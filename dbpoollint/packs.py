@@ -28,6 +28,9 @@ HANDLER_SHAPES = (
     "registration",
     "signature",
     "method-name",
+    # A list in a class body naming the functions a worker runs: arq's
+    # `class WorkerSettings: functions = [send_email]`.
+    "class-attribute",
 )
 RECEIVER_POLICIES = ("never", "path-argument", "always")
 KNOB_ROLES = ("size", "bound", "acquire-timeout", "connect-timeout", "stale-check", "recycle")
@@ -182,6 +185,9 @@ class HandlerShape:
     unresolved_receiver: str = "never"
     # base-class shapes: the framework builds a new instance per request (Django, Tornado...).
     instance_per_request: bool = False
+    # decorator shapes: methods of classes derived from these are not roots (a pydantic
+    # validator on `BaseSettings` runs once, when the settings are read).
+    exclude_classes: tuple[str, ...] = ()
 
     def matches_method(self, name: str) -> bool:
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude_methods):
@@ -490,6 +496,7 @@ _HANDLER_KEYS = {
     "requires-import",
     "unresolved-receiver",
     "instance-per-request",
+    "exclude-classes",
 }
 
 
@@ -669,6 +676,7 @@ def load_pack(path: Path) -> Pack:
             requires_import=reader.strings("requires-import"),
             unresolved_receiver=reader.choice("unresolved-receiver", RECEIVER_POLICIES, "never"),
             instance_per_request=reader.boolean("instance-per-request"),
+            exclude_classes=reader.strings("exclude-classes"),
         )
         _validate_shape(reader, shape)
         handlers.append(shape)
@@ -840,6 +848,7 @@ def _validate_shape(reader: _Reader, shape: HandlerShape) -> None:
         "registration": (),
         "signature": ("params",),
         "method-name": ("methods", "requires-import"),
+        "class-attribute": ("classes", "keyword"),
     }[shape.shape]
     for key in required:
         if not reader.table.get(key):

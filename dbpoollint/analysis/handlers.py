@@ -81,6 +81,10 @@ def _match_function(
     for shape in packs.handler_shapes:
         if shape.shape == "decorator":
             if any(qualname_matches(shape.names, d.qualnames) for d in fact.decorators):
+                if shape.exclude_classes and fact.class_key:
+                    bases = class_ancestry(summary, fact.class_key)
+                    if qualname_matches(shape.exclude_classes, bases):
+                        continue
                 return shape.label
         elif shape.shape == "instance-decorator":
             if any(_instance_decorator_matches(shape, d) for d in fact.decorators):
@@ -94,6 +98,7 @@ def _match_function(
             if (
                 fact.class_key
                 and shape.matches_method(fact.name)
+                and fact.params[: len(shape.params)] == shape.params
                 and _imports_any(shape, imported_modules)
             ):
                 return shape.label

@@ -9,6 +9,7 @@ pack names.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -89,6 +90,8 @@ class ModuleIndexer(cst.CSTVisitor):
         self.returned_names: dict[str, set[str]] = {}
         # Per function: local name -> qualified names of the call whose result it holds.
         self.bound_calls: dict[str, dict[str, frozenset[str]]] = {}
+        # Per function: locals stored on `flask.g` (`g.db = pool`).
+        self.request_stored: dict[str, set[str]] = {}
         self.close_methods = frozenset(
             method for pack in packs.packs for call in pack.calls for method in call.close
         )
@@ -130,11 +133,16 @@ class ModuleIndexer(cst.CSTVisitor):
             )
         for node, site in self.site_nodes:
             span = span_of(positions[node])
+            local_names = self.site_locals.get(node, frozenset())
             returned = site.returned or bool(
-                self.site_locals.get(node, frozenset())
-                & self.returned_names.get(site.function, set())
+                local_names & self.returned_names.get(site.function, set())
             )
-            self.summary.sites.append(dataclasses.replace(site, span=span, returned=returned))
+            storage = site.storage
+            if local_names & self.request_stored.get(site.function, set()):
+                storage = "flask-g"  # `pool = ConnectionPool(...); g.db = pool`
+            self.summary.sites.append(
+                dataclasses.replace(site, span=span, returned=returned, storage=storage)
+            )
 
     @property
     def current_function(self) -> str | None:
@@ -287,6 +295,8 @@ class ModuleIndexer(cst.CSTVisitor):
         self.summary.constants[target.value] = read_value(value, self.qualnames)
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        if self.scopes and self.scopes[-1][0] == "class":
+            self._class_attribute_registration(node)
         for assign_target in node.targets:
             self._record_constant(assign_target.target, node.value)
             if not self.scopes and _is_name(assign_target.target, "__all__"):
@@ -298,6 +308,21 @@ class ModuleIndexer(cst.CSTVisitor):
                 if name and classes:
                     self.instances.setdefault(name, set()).update(classes)
         self._bind_call(node.value, [t.target for t in node.targets])
+        self._remember_request_global(node.value, [t.target for t in node.targets])
+
+    def _remember_request_global(
+        self, value: cst.BaseExpression, targets: list[cst.BaseExpression]
+    ) -> None:
+        """`g.db = pool`: a local stored on `flask.g` lives for one request context."""
+        function = self.current_function
+        if function is None or not isinstance(value, cst.Name):
+            return
+        for target in targets:
+            root: cst.BaseExpression = target
+            while isinstance(root, cst.Attribute | cst.Subscript):
+                root = root.value
+            if root is not target and qualname_matches(REQUEST_GLOBALS, self.qualnames(root)):
+                self.request_stored.setdefault(function, set()).add(value.value)
 
     def _bind_call(self, value: cst.BaseExpression, targets: list[cst.BaseExpression]) -> None:
         """Remember `client = make_client()` so that a later `client.close()` is understood."""
@@ -355,10 +380,13 @@ class ModuleIndexer(cst.CSTVisitor):
         function = self.current_function
         if function is None or node.value is None:
             return
-        # `return client`, `return client[name]`, `return client.shop`: the caller gets it.
-        value = _unwrap_access(node.value)
-        if isinstance(value, cst.Name):
-            self.returned_names[function].add(value.value)
+        # `return client`, `return client[name]`, `return client.shop`: the caller gets it;
+        # also inside a tuple, list or dict (`return engine, sessionmaker(engine)`).
+        for element in _returned_parts(node.value):
+            value = _unwrap_access(element)
+            if isinstance(value, cst.Name):
+                self.returned_names[function].add(value.value)
+        self.summary.functions[function].returned_names.update(self.returned_names[function])
 
     def visit_Call(self, node: cst.Call) -> None:
         qualnames, imported = self._qualified(node.func)
@@ -380,6 +408,13 @@ class ModuleIndexer(cst.CSTVisitor):
             self._record_close(node, function)
         call = self.packs.client_call(qualnames)
         if call is None:
+            if (
+                function is not None
+                and qualnames
+                and self._assigned_value(node)
+                and self._storage(node, function) == "cached"
+            ):
+                self.summary.functions[function].cached_calls.update(qualnames)
             return
         self._record_client_call(node, qualnames, call, function)
         if function is None:
@@ -408,6 +443,13 @@ class ModuleIndexer(cst.CSTVisitor):
             returned=returned,
         )
         self.site_nodes.append((node, site))
+
+    def _assigned_value(self, node: cst.Call) -> bool:
+        """Is the call (awaited or not) the value assigned by its statement?"""
+        parent = self.ancestors[-2] if len(self.ancestors) > 1 else None
+        if isinstance(parent, cst.Await) and len(self.ancestors) > 2:
+            node, parent = parent, self.ancestors[-3]  # type: ignore[assignment]
+        return isinstance(parent, cst.Assign | cst.AnnAssign) and parent.value is node
 
     def _record_client_call(
         self, node: cst.Call, qualnames: frozenset[str], call: ClientCall, function: str | None
@@ -457,7 +499,7 @@ class ModuleIndexer(cst.CSTVisitor):
         """
         child: cst.CSTNode = call
         for parent in self._enclosing():
-            if _wraps(parent, child):
+            if _wraps(parent, child) or _holds(parent, child):
                 child = parent
             elif isinstance(parent, cst.Return):
                 return parent.value is child, frozenset()
@@ -476,6 +518,25 @@ class ModuleIndexer(cst.CSTVisitor):
             else:
                 break
         return False, frozenset()
+
+    def _class_attribute_registration(self, node: cst.Assign) -> None:
+        """`class WorkerSettings: functions = [send_email, func(resize, timeout=5)]`."""
+        if not isinstance(node.value, cst.List | cst.Tuple):
+            return
+        class_name = self.summary.classes[self.scopes[-1][1]].name
+        names = {t.target.value for t in node.targets if isinstance(t.target, cst.Name)}
+        for shape in self.packs.shapes("class-attribute"):
+            if shape.keyword not in names or not any(
+                fnmatch.fnmatchcase(class_name, pattern) for pattern in shape.classes
+            ):
+                continue
+            for element in node.value.elements:
+                value = element.value
+                if isinstance(value, cst.Call) and value.args:  # `func(resize, ...)`
+                    value = value.args[0].value
+                found = self.qualnames(value)
+                if found:
+                    self.registrations.append((found, shape.label, False))
 
     def _record_registration(self, node: cst.Call, qualnames: frozenset[str]) -> None:
         method = node.func.attr.value if isinstance(node.func, cst.Attribute) else None
@@ -573,11 +634,31 @@ def _is_stdlib(name: str) -> bool:
     return name.split(".", 1)[0] in _STDLIB
 
 
+def _holds(parent: cst.CSTNode, child: cst.CSTNode) -> bool:
+    """`(child, other)`, `[child]`, `{"engine": child}`: a literal handing the client on."""
+    if isinstance(parent, cst.Element | cst.DictElement):
+        return parent.value is child
+    if isinstance(parent, cst.Tuple | cst.List):
+        return any(e is child for e in parent.elements)
+    if isinstance(parent, cst.Dict):
+        return any(e is child for e in parent.elements)
+    return False
+
+
 def _wraps(parent: cst.CSTNode, child: cst.CSTNode) -> bool:
     """`await child`, `child[...]` or `child.name`: still the client (or a part of it)."""
     if isinstance(parent, cst.Await):
         return parent.expression is child
     return isinstance(parent, cst.Subscript | cst.Attribute) and parent.value is child
+
+
+def _returned_parts(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The value, or the elements of a returned tuple, list or dict literal."""
+    if isinstance(node, cst.Tuple | cst.List):
+        return [e.value for e in node.elements]
+    if isinstance(node, cst.Dict):
+        return [e.value for e in node.elements if isinstance(e, cst.DictElement)]
+    return [node]
 
 
 def _unwrap_access(node: cst.BaseExpression) -> cst.BaseExpression:

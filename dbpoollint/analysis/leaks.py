@@ -29,15 +29,32 @@ through a local alias too) are recorded per method.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from dbpoollint.analysis.model import NO_SPAN, AcquireFact, AttributeAcquireFact
+from dbpoollint.analysis.model import NO_SPAN, AcquireFact, AttributeAcquireFact, LifecycleFacts
+from dbpoollint.packs import PackSet
 
-if TYPE_CHECKING:
-    from dbpoollint.analysis.lifecycle import LifecycleVisitor
+
+class Walker(Protocol):
+    """What the leak finder asks of the visitor that drives it (the lifecycle visitor): its
+    position in the module and how it names things. Declared here so that the arrows point one
+    way, lifecycle -> leaks."""
+
+    facts: LifecycleFacts
+    packs: PackSet
+    pending: list[tuple[cst.CSTNode, object]]
+    scopes: list[tuple[str, str]]
+
+    @property
+    def function(self) -> str | None: ...
+
+    def qualnames(self, node: cst.CSTNode) -> frozenset[str]: ...
+
+    def target_name(self, node: cst.BaseExpression) -> str | None: ...
+
 
 ACQUIRE_METHODS = frozenset({"connect", "raw_connection", "getconn", "acquire"})
 RELEASE_METHODS = frozenset({"close", "aclose", "release", "dispose", "terminate"})
@@ -65,7 +82,7 @@ _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
 class LeakFinder:
-    def __init__(self, visitor: LifecycleVisitor) -> None:
+    def __init__(self, visitor: Walker) -> None:
         self.visitor = visitor
 
     def enter_function(self, node: cst.FunctionDef, key: str) -> None:
@@ -93,12 +110,19 @@ class LeakFinder:
             if isinstance(n, cst.Yield) and isinstance(n.value, cst.Name)
         }
         local_calls: dict[str, cst.Call] = {}
+        borrowed = _borrowed_connections(node, nodes)
         for statement, target, call in _acquisitions(nodes):
+            if _session_on_borrowed(call, borrowed, self.visitor):
+                continue
             callee = self._callee(call)
             if callee is None:
                 continue
             local_calls[target] = call
-            verdict, fixable = _verdict(node, target, statement, nodes, parents)
+            verdict, fixable = _verdict(
+                node, target, statement, nodes, parents, self._asynchronous(statement, call)
+            )
+            if verdict == "returned":
+                self.visitor.facts.returned_acquisitions.setdefault(key, callee)
             fact = AcquireFact(
                 NO_SPAN,
                 key,
@@ -112,6 +136,25 @@ class LeakFinder:
             )
             self.visitor.pending.append((call, fact))
         self._holder_method(node, key, nodes, local_calls)
+        if not yielded_names and not any(isinstance(n, cst.Yield) for n in nodes):
+            for item in nodes:  # `return pool.getconn()`, `return await asyncpg.connect(dsn)`
+                if isinstance(item, cst.Return) and item.value is not None:
+                    value = item.value
+                    value = value.expression if isinstance(value, cst.Await) else value
+                    if isinstance(value, cst.Call):
+                        callee = self._callee(value)
+                        if callee is not None:
+                            self.visitor.facts.returned_acquisitions.setdefault(key, callee)
+
+    def _asynchronous(self, statement: cst.SimpleStatementLine, call: cst.Call) -> bool:
+        """An awaited acquisition or an async session: its close must be awaited too."""
+        small = statement.body[0]
+        if isinstance(small, cst.Assign | cst.AnnAssign) and isinstance(small.value, cst.Await):
+            return True
+        names = self.visitor.qualnames(call.func)
+        if isinstance(call.func, cst.Call):
+            names = names | self.visitor.qualnames(call.func.func)
+        return any("async" in name.lower() for name in names & (SESSION_CLASSES | SESSION_MAKERS))
 
     def _holder_method(
         self,
@@ -191,6 +234,9 @@ class LeakFinder:
             return sorted(n for n in names if self.visitor.packs.client_call([n]) is opener)[0]
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value in ACQUIRE_METHODS:
+            if isinstance(func.value, cst.Call):  # `get_pool().getconn()`
+                maker = self.visitor.target_name(func.value.func)
+                return f"{maker}().{func.attr.value}" if maker else None
             receiver = self.visitor.target_name(func.value)
             return f"{receiver}.{func.attr.value}" if receiver else None
         if isinstance(func, cst.Name | cst.Attribute):
@@ -205,6 +251,50 @@ class LeakFinder:
             if inner & SESSION_MAKERS:
                 return sorted(inner & SESSION_MAKERS)[0] + "()()"
         return None
+
+
+# Calls that hand out a connection someone else owns and closes: a session bound to one
+# (`Session(bind=op.get_bind())`, `Session(bind=conn)` inside `with engine.begin() as conn:`)
+# borrows it and acquires nothing.
+BORROWING_METHODS = frozenset({"get_bind", "connection"})
+
+
+def _borrowed_connections(function: cst.FunctionDef, nodes: list[cst.CSTNode]) -> set[str]:
+    """Names holding a connection the function did not open for itself: its parameters,
+    `with ... as conn` targets, and locals set from `x.connection()` / `op.get_bind()`."""
+    names = {p.name.value for p in (*function.params.posonly_params, *function.params.params)}
+    for node in nodes:
+        if isinstance(node, cst.WithItem) and node.asname is not None:
+            if isinstance(node.asname.name, cst.Name):
+                names.add(node.asname.name.value)
+        elif isinstance(node, cst.Assign) and len(node.targets) == 1:
+            target = node.targets[0].target
+            value = node.value.expression if isinstance(node.value, cst.Await) else node.value
+            if (
+                isinstance(target, cst.Name)
+                and isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value in BORROWING_METHODS
+            ):
+                names.add(target.value)
+    return names
+
+
+def _session_on_borrowed(call: cst.Call, borrowed: set[str], visitor: Walker) -> bool:
+    """`Session(bind=conn)` / `Session(conn)` / `Session(bind=op.get_bind())`."""
+    if not visitor.qualnames(call.func) & SESSION_CLASSES:
+        return False
+    bind = next((a.value for a in call.args if a.keyword and a.keyword.value == "bind"), None)
+    if bind is None:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        bind = positional[0] if positional else None
+    if isinstance(bind, cst.Name):
+        return bind.value in borrowed
+    return (
+        isinstance(bind, cst.Call)
+        and isinstance(bind.func, cst.Attribute)
+        and bind.func.attr.value in BORROWING_METHODS
+    )
 
 
 def _self_attribute(node: cst.BaseExpression, me: str) -> str | None:
@@ -306,6 +396,7 @@ def _verdict(
     acquisition: cst.SimpleStatementLine,
     nodes: list[cst.CSTNode],
     parents: dict[int, cst.CSTNode],
+    asynchronous: bool = False,
 ) -> tuple[str, bool]:
     releases: list[cst.Call] = []
     returned = yielded = False
@@ -335,7 +426,9 @@ def _verdict(
                 and _is_name(func.value, name)
                 and method in RELEASE_METHODS
             ) or (method in RETURN_TO_POOL and any(_is_name(a.value, name) for a in node.args)):
-                releases.append(node)
+                # `await conn.close()`: without the await an async close only makes a coroutine.
+                if not asynchronous or isinstance(parents.get(id(node)), cst.Await):
+                    releases.append(node)
             elif any(_is_name(a.value, name) for a in node.args):
                 return "escapes", False
         elif (

@@ -128,6 +128,12 @@ class FunctionFact:
     # Qualified names (local keys or absolute) of functions whose result this one closes:
     # `engine = make_engine(); ...; engine.dispose()`, `with get_client() as client:`.
     closes_results_of: set[str] = field(default_factory=set)
+    # Qualified names (local keys or absolute) of functions whose result this one keeps in a
+    # guarded cache (`if key not in _clients: _clients[key] = make_client(key)`): calling this
+    # one per request does not call those per request.
+    cached_calls: set[str] = field(default_factory=set)
+    # Plain names this function returns (`return engine`, `return engine, Session`).
+    returned_names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -299,6 +305,10 @@ class LifecycleFacts:
     # releases (`self.conn.close()`, `pool.putconn(self.conn)`, `with self.conn:`).
     attribute_acquisitions: list[AttributeAcquireFact] = field(default_factory=list)
     attribute_releases: dict[str, set[str]] = field(default_factory=dict)
+    # Functions handing their caller a connection they acquire (`return pool.getconn()`,
+    # `conn = engine.connect(); return conn`): function key -> the acquisition's callee, in
+    # AcquireFact's spelling. The rule decides, with every module known, which really are.
+    returned_acquisitions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

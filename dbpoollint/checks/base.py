@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from dbpoollint.analysis.model import ModuleSummary, Span
-from dbpoollint.analysis.percall import PerCallReason, PerCallUse
+from dbpoollint.analysis.propagate import PerCallReason, PerCallUse
 from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.packs import PackSet
 

@@ -27,6 +27,13 @@ class ClientInHandler(Rule):
     the client). The message then names the handler and the chain of calls
     (`api/routes.py: list_items -> utils/db.py: sql_exec`).
 
+    Per-call roots include arq jobs (`WorkerSettings.functions`, `cron(...)`), Huey and TaskIQ
+    tasks, Django Channels consumers, ASGI middleware classes (`__call__(self, scope, receive,
+    send)`, `dispatch`) and pydantic validators (not on settings classes). A client kept on
+    `flask.g`, directly or through a local (`pool = ConnectionPool(...); g.pool = pool`), is
+    built once per request context; one on `app.state`, `app.extensions` or a module global is
+    not.
+
     Not per call: module level, `functools.cache`/`lru_cache`d getters, lazily initialised
     globals (`global _engine` / `if _engine is None`), class or function attribute caches,
     startup and lifespan hooks, app factories, `if __name__ == "__main__":`, CLI commands,

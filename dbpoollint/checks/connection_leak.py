@@ -21,10 +21,17 @@ class ConnectionLeak(Rule):
     - acquisitions: a pack's connection opener (`psycopg2.connect()`, `asyncpg.connect()`,
       `pymysql.connect()`, ...); `.connect()` / `.raw_connection()` / `.getconn()` /
       `.acquire()` on a long-lived engine or pool of the project (module level or lazy global,
-      in any checked module); a call of a session factory (`SessionLocal()` where
-      `SessionLocal = sessionmaker(...)`, `Session(engine)`, `sessionmaker(...)()`);
+      in any checked module), also on a function returning one (`get_pool().getconn()`); a
+      call of a session factory (`SessionLocal()` where `SessionLocal = sessionmaker(...)`,
+      `Session(engine)`, `sessionmaker(...)()`); and a call of a helper, in any module, that
+      returns one of those (`conn = db.get_conn()` where `def get_conn(): return
+      pool.getconn()`), through any chain of such helpers. A session bound to a connection the
+      function borrows (`Session(bind=conn)` inside `with engine.begin() as conn:`,
+      `Session(bind=op.get_bind())`) and `session.connection()` acquire nothing;
     - released: used in `with` / `async with` (or `closing(...)`), or `close()` / `release()` /
-      `putconn(...)` on it inside a `finally:`.
+      `putconn(...)` on it inside a `finally:` (`get_pool().putconn(conn)` too). For an async
+      connection or session, a `close()` without `await` only makes a coroutine and releases
+      nothing; an empty `finally: pass` releases nothing either.
 
     What is decided, conservatively (the variable is followed by name within the function):
     reported when nothing releases it; when the release is outside `finally` and a statement
@@ -109,15 +116,7 @@ class ConnectionLeak(Rule):
     def check(self, project: Project) -> Iterator[Finding]:
         if project.packs is None:
             return
-        clients = {c.where for c in long_lived_clients(project)}
-        factories = {
-            (s.path, name) for s in project.summaries for name in s.lifecycle.session_factories
-        }
-        packs = project.packs
-
-        def what_of(summary: ModuleSummary, callee: str) -> str | None:
-            return _what(packs, project, summary, callee, clients, factories)
-
+        what_of = Sources(project, project.packs).what
         for summary in project.summaries:
             if summary.is_test:
                 continue
@@ -164,25 +163,89 @@ class ConnectionLeak(Rule):
         )
 
 
-def _what(
-    packs: PackSet,
-    project: Project,
-    summary: ModuleSummary,
-    callee: str,
-    clients: set[tuple[str, str]],
-    factories: set[tuple[str, str]],
-) -> str | None:
-    """What was acquired, or None when the callee is not known to hand out a connection."""
-    opener = packs.client_call([callee])
-    if opener is not None and opener.kind == "opener":
-        return f"{opener.library} connection from `{callee}()`"
-    if callee.endswith("()"):
-        factory = callee.removesuffix("()")
-        qualified = canonical(project, summary, factory)
-        if factory in SESSION_CLASSES or callee.endswith("()()") or qualified & factories:
-            return f"a session from `{callee}`"
+class Sources:
+    """Where connections come from, project-wide: pack openers, long-lived engines and pools,
+    session factories, functions returning a long-lived pool (`get_pool().getconn()`), and
+    helpers that hand their caller a new connection (`conn = db.get_conn()`), through any chain
+    of helpers and modules."""
+
+    def __init__(self, project: Project, packs: PackSet) -> None:
+        self.project = project
+        self.packs = packs
+        self.clients = {c.where for c in long_lived_clients(project)}
+        self.factories = {
+            (s.path, name) for s in project.summaries for name in s.lifecycle.session_factories
+        }
+        self.pool_getters = self._pool_getters()
+        self.helpers: dict[tuple[str, str], str] = {}
+        self._find_helpers()
+
+    def what(self, summary: ModuleSummary, callee: str) -> str | None:
+        """What was acquired, or None when the callee is not known to hand out a connection."""
+        direct = self._direct(summary, callee)
+        if direct is not None or not callee.endswith("()") or callee.endswith("()()"):
+            return direct
+        name = callee.removesuffix("()")
+        for where in canonical(self.project, summary, name):
+            if where in self.helpers:
+                return f"a connection from `{name.rsplit('.', 1)[-1]}()`"
         return None
-    receiver, _, method = callee.rpartition(".")
-    if canonical(project, summary, receiver) & clients:
-        return f"a connection from `{receiver.rsplit('.', 1)[-1]}.{method}()`"
-    return None
+
+    def _direct(self, summary: ModuleSummary, callee: str) -> str | None:
+        opener = self.packs.client_call([callee])
+        if opener is not None and opener.kind == "opener":
+            return f"{opener.library} connection from `{callee}()`"
+        if callee.endswith("()"):
+            factory = callee.removesuffix("()")
+            qualified = canonical(self.project, summary, factory)
+            if factory in SESSION_CLASSES or callee.endswith("()()") or qualified & self.factories:
+                return f"a session from `{callee}`"
+            return None
+        receiver, _, method = callee.rpartition(".")
+        if receiver.endswith("()"):  # `get_pool().getconn()`
+            getter = receiver.removesuffix("()")
+            if canonical(self.project, summary, getter) & self.pool_getters:
+                return f"a connection from `{getter.rsplit('.', 1)[-1]}().{method}()`"
+            return None
+        if canonical(self.project, summary, receiver) & self.clients:
+            return f"a connection from `{receiver.rsplit('.', 1)[-1]}.{method}()`"
+        return None
+
+    def _pool_getters(self) -> set[tuple[str, str]]:
+        """Functions returning a long-lived pool: a module-level or lazily set global, or the
+        pool a cached function builds."""
+        getters: set[tuple[str, str]] = set()
+        for summary in self.project.summaries:
+            functions = summary.functions
+            cached_sites = {
+                site.function
+                for site in summary.sites
+                if site.kind == "pool" and site.returned and functions[site.function].barrier
+            }
+            for key, fact in summary.functions.items():
+                if key in cached_sites or any(
+                    canonical(self.project, summary, name) & self.clients
+                    for name in fact.returned_names
+                ):
+                    getters.add((summary.path, key))
+        return getters
+
+    def _find_helpers(self) -> None:
+        """A fixpoint: a helper returning another helper's connection is a helper too."""
+        pending = [
+            (summary, key, callee)
+            for summary in self.project.summaries
+            for key, callee in sorted(summary.lifecycle.returned_acquisitions.items())
+        ]
+        changed = True
+        while changed and pending:
+            changed = False
+            left = []
+            for summary, key, callee in pending:
+                what = self.what(summary, callee)
+                if what is None:
+                    left.append((summary, key, callee))
+                else:
+                    self.helpers[(summary.path, key)] = what
+                    changed = True
+            pending = left

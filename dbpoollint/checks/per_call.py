@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from dbpoollint.analysis.model import CreationSite, ModuleSummary
-from dbpoollint.analysis.percall import PerCallReason
+from dbpoollint.analysis.propagate import PerCallReason
 from dbpoollint.checks.base import Project
 
 
@@ -93,11 +93,21 @@ def is_factory_site(project: Project, summary: ModuleSummary, site: CreationSite
     Not when a caller closes what it gets: the function then builds a client for one use, and
     caching it would be wrong; DPL101 judges the site as any other.
     """
+    if _is_handler(project, summary, site.function):
+        return False  # a route returning a client builds it per request: never cache a route
     return (
         site.kind == "pool"
         and site.storage == "local"
         and site.returned
         and (summary.path, site.function) not in project.closed_by_callers
+    )
+
+
+def _is_handler(project: Project, summary: ModuleSummary, function: str) -> bool:
+    """A per-call root other than a dependency (whose result the framework hands on)."""
+    reason = project.per_call.get(summary.path, {}).get(function)
+    return (
+        reason is not None and reason.via is None and "dependency" not in reason.root.label.lower()
     )
 
 

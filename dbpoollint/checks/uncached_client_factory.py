@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbpoollint.analysis.model import CreationSite, ModuleSummary
-from dbpoollint.analysis.percall import PerCallUse
+from dbpoollint.analysis.propagate import PerCallUse
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.per_call import display_name, is_factory_site
 
@@ -33,7 +33,12 @@ class UncachedClientFactory(Rule):
     the constructor call inside the factory and names one handler that uses it.
 
     Returning a database or attribute of the new client (`return MongoClient(URI)["shop"]`)
-    counts as returning it. A factory only called at module level, in startup or lifespan
+    counts as returning it, and so does returning it inside a tuple, list or dict
+    (`return engine, sessionmaker(engine)`). A factory whose callers keep its result in a
+    guarded cache (`if key not in _clients: _clients[key] = make_client(key)`, a class-level
+    dict, with or without a lock) is not used per call through those callers. A route, view or
+    task that returns a client is not a factory: caching a handler is never the fix, so that
+    construction stays DPL101's. A factory only called at module level, in startup or lifespan
     hooks, in scripts, CLI commands or tests is fine, and so is one decorated with
     `functools.cache`/`lru_cache` or one that returns a lazily initialised global.
 

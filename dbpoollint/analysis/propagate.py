@@ -62,7 +62,7 @@ def per_call_functions(
 
 def _callees(summary: ModuleSummary, key: str) -> set[str]:
     fact = summary.functions[key]
-    callees = set(fact.references)
+    callees = set(fact.references) - fact.cached_calls
     if fact.self_references and fact.class_key:
         classes = [fact.class_key, *class_ancestry(summary, fact.class_key)]
         for name in fact.self_references:
@@ -152,7 +152,8 @@ def used_per_call(
         reached = PerCallUse(use.root, use.root_path, (path, key))
         for callee in sorted(_callees(summary, key)):
             mark(summary, callee, reached)
-        for qualname in sorted(summary.functions[key].external_calls):
+        fact = summary.functions[key]
+        for qualname in sorted(fact.external_calls - fact.cached_calls):
             found = index.resolve(qualname)
             if found is not None:
                 for callee in called_functions(found):
