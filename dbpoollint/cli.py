@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from dbpoollint import __version__
+from dbpoollint.analysis.contexts import path_context
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding
 from dbpoollint.config import ConfigError, Settings, find_config, load_settings
@@ -216,6 +217,7 @@ def _run(
                 fix_values=settings.fix_values,
                 context=context,
                 budget=settings.budget,
+                contexts=frozenset(settings.contexts),
             )
             sources = {f.path: f.data for f in files if f.data is not None}
             return attach_fixes(result.findings, sources, packs, with_edits)
@@ -445,14 +447,19 @@ def _project_files(targets: list[Path], settings: Settings) -> dict[str, str]:
 def _reread(item: FileInput) -> FileInput:
     if item.data is None or item.path == "-":
         return item
-    return read_input(Path(item.path), item.module, item.is_test, item.path, item.aliases)
+    fresh = read_input(Path(item.path), item.module, item.is_test, item.path, item.aliases)
+    return dataclasses.replace(fresh, path_context=item.path_context)
 
 
 def _stdin_input(stdin_filename: str | None) -> list[FileInput]:
     data = sys.stdin.buffer.read()
     display = stdin_filename or "-"
     path = Path(stdin_filename) if stdin_filename else Path("stdin.py")
-    return [FileInput(display, data, module_name(path), is_test_file(path))]
+    return [
+        FileInput(
+            display, data, module_name(path), is_test_file(path), path_context=path_context(path)
+        )
+    ]
 
 
 def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -> list[FileInput]:
@@ -462,8 +469,11 @@ def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -
     return [
         _unlistable(path)
         if path.is_dir()
-        else read_input(
-            path, module_name(path), is_test_file(path, base), str(path), module_aliases(path)
+        else dataclasses.replace(
+            read_input(
+                path, module_name(path), is_test_file(path, base), str(path), module_aliases(path)
+            ),
+            path_context=path_context(path, base),
         )
         for path, base in files
     ]

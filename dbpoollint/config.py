@@ -34,6 +34,8 @@ class Settings:
     packs: list[Path] = field(default_factory=list)
     fix_values: dict[str, float] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    # Run contexts the long-lived rules also judge (dbpoollint.analysis.contexts.WIDENING).
+    contexts: list[str] = field(default_factory=list)
 
 
 Checker = Callable[[Any], str | None]
@@ -43,6 +45,15 @@ def _string_list(value: Any) -> str | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return None
     return "expected a list of strings"
+
+
+def _contexts(values: list[str]) -> str | None:
+    from dbpoollint.analysis.contexts import WIDENING
+
+    unknown = next((v for v in values if v not in WIDENING), None)
+    if unknown is None:
+        return None
+    return f"unknown context `{unknown}` (one of {', '.join(f'`{w}`' for w in WIDENING)})"
 
 
 def _boolean(value: Any) -> str | None:
@@ -100,6 +111,7 @@ _KEYS: dict[str, Checker] = {
     "respect-gitignore": _boolean,
     "unsafe-fixes": _boolean,
     "packs": _string_list,
+    "contexts": lambda value: _string_list(value) or _contexts(value),
 }
 # Keys whose values are rule selectors, checked against the rule codes.
 _SELECTOR_KEYS = ("select", "extend-select", "ignore")
@@ -203,6 +215,7 @@ def _validate(path: Path, table: Mapping[str, Any]) -> Settings:
         packs=[root / p for p in table.get("packs", [])],
         fix_values=dict(table.get("fix-values", {})),
         budget=dict(table.get("budget", {})),
+        contexts=list(table.get("contexts", [])),
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from dbpoollint.analysis.contexts import classify, judges, module_markers
 from dbpoollint.analysis.django_settings import DatabasesVisitor
 from dbpoollint.analysis.flask_sqlalchemy import FlaskSqlalchemyVisitor
 from dbpoollint.analysis.handlers import find_roots
@@ -112,6 +113,8 @@ def analyse_file(
         result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
         return result
     find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
+    summary.context_markers = module_markers(data, indexer.imported_modules)
+    classify(summary, "", summary.context_markers)
     result.summary = summary
     return result
 
@@ -162,6 +165,8 @@ class FileInput:
     read_error: str = ""
     # Other names the module is importable as (a namespace package's `app.db`), for the join.
     aliases: tuple[str, ...] = ()
+    # What the path says about the run context (`contexts.path_context`); None: not asked.
+    path_context: str | None = None
 
 
 def check_files(
@@ -176,6 +181,7 @@ def check_files(
     fix_values: Mapping[str, float] | None = None,
     context: Sequence[FileInput] = (),
     budget: Mapping[str, int] | None = None,
+    contexts: frozenset[str] = frozenset(),
 ) -> CheckResult:
     """Check files; `progress` is called with the number of files analysed as they finish.
 
@@ -219,8 +225,12 @@ def check_files(
         for item in skipped
         if item.path not in parsed
     )
+    from_path = {item.path: item.path_context for item in inputs if item.path_context is not None}
+    for result in results:
+        if result.summary is not None and result.path in from_path:
+            classify(result.summary, from_path[result.path], result.summary.context_markers)
     aliases = {item.path: item.aliases for item in [*inputs, *extra] if item.aliases}
-    findings = join(results, selection, project_files, packs, fix_values, aliases, budget)
+    findings = join(results, selection, project_files, packs, fix_values, aliases, budget, contexts)
     if extra:
         findings = [f for f in findings if f.path in checked]
     return CheckResult(
@@ -312,13 +322,20 @@ def join(
     fix_values: Mapping[str, float] | None = None,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
     budget: Mapping[str, int] | None = None,
+    contexts: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
-    project = make_project(results, project_files, packs, fix_values, aliases, budget)
+    project = make_project(results, project_files, packs, fix_values, aliases, budget, contexts)
     findings = [f for r in results for f in r.findings]
+    by_path = {s.path: s for s in project.summaries}
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):
-            findings.extend(rule_class().check(project))
+            findings.extend(
+                f
+                for f in rule_class().check(project)
+                if f.path not in by_path
+                or judges(rule_class.contexts, contexts, by_path[f.path].run_context)
+            )
     findings = [f for f in drop_contradictions(findings) if selection.enabled(f.code, f.path)]
     suppressions = {r.path: r.suppressions for r in results if r.suppressions is not None}
     if not selection.respect_noqa:
@@ -358,6 +375,7 @@ def make_project(
     fix_values: Mapping[str, float] | None = None,
     aliases: Mapping[str, tuple[str, ...]] | None = None,
     budget: Mapping[str, int] | None = None,
+    contexts: frozenset[str] = frozenset(),
 ) -> Project:
     """The joined project the rules read: summaries plus the cross-module facts."""
     summaries = [r.summary for r in results if r.summary is not None]
@@ -369,6 +387,7 @@ def make_project(
         fix_values=dict(fix_values or {}),
         index=index,
         budget=dict(budget or {}),
+        contexts=contexts,
     )
     external = external_roots_for(summaries, index)
     for summary in summaries:
@@ -385,6 +404,7 @@ def analyse_project(
     jobs: int | None = None,
     project_files: Mapping[str, str] | None = None,
     budget: Mapping[str, int] | None = None,
+    contexts: frozenset[str] = frozenset(),
 ) -> Project:
     """Summarise and join without running the rules (`dbpoollint budget`)."""
     pending: list[tuple[str, bytes, str, bool, bool]] = []

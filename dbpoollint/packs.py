@@ -106,6 +106,21 @@ class ClientCall:
     # The client notices a fork and resets itself in the child (redis-py checks its pid): the
     # source that says so. DPL105 leaves such clients alone.
     fork_safe: str = ""
+    # URL schemes (the dialect before any `+driver`) known to reach a database server with a
+    # pool: a pool keyword added to a call whose URL is one of these is safe. Empty: every URL
+    # this library takes is a server's.
+    server_schemes: tuple[str, ...] = ()
+    # Why a process must close it even when it just exits (background threads to stop, a
+    # server-side goodbye): DPL301 reports it for sync clients too. Empty: exit closes it.
+    close_at_exit: str = ""
+
+    def server_scheme(self, scheme: str | None) -> bool:
+        """Is `scheme` known to be a server dialect (not SQLite, DuckDB, a sheet, unknown)?"""
+        if not self.server_schemes:
+            return True
+        if scheme is None:
+            return False
+        return scheme.split("+", 1)[0] in self.server_schemes
 
 
 @dataclass(frozen=True)
@@ -431,6 +446,8 @@ _CALL_KEYS = {
     "unpooled-schemes",
     "max-connections",
     "fork-safe",
+    "server-schemes",
+    "close-at-exit",
 }
 _POOLER_KEYS = {
     "name",
@@ -650,6 +667,8 @@ def load_pack(path: Path) -> Pack:
                     unpooled_schemes=reader.strings("unpooled-schemes"),
                     max_connections=_max_connections(reader),
                     fork_safe=reader.string("fork-safe", ""),
+                    server_schemes=reader.strings("server-schemes"),
+                    close_at_exit=reader.string("close-at-exit", ""),
                 )
             )
 

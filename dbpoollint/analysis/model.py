@@ -393,3 +393,8 @@ class ModuleSummary:
     star_imports: list[str] = field(default_factory=list)
     exports: tuple[str, ...] | None = None
     process: ProcessFacts = field(default_factory=ProcessFacts)
+    # The process that runs it (dbpoollint.analysis.contexts): "service", "one-off", "examples";
+    # CLI commands and management command methods inside a service module are one-off too.
+    run_context: str = "service"
+    one_off_functions: frozenset[str] = frozenset()
+    context_markers: frozenset[str] = frozenset()

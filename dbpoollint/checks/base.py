@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from dbpoollint.analysis.contexts import ONE_OFF, SERVICE
 from dbpoollint.analysis.model import ModuleSummary, Span
 from dbpoollint.analysis.propagate import PerCallReason, PerCallUse
 from dbpoollint.analysis.resolve import ModuleIndex
@@ -85,6 +86,8 @@ class Project:
     packs: PackSet | None = None
     # `[tool.dbpoollint.budget]`: the connection limit and process counts DPL501 assumes.
     budget: dict[str, int] = field(default_factory=dict)
+    # `contexts` from the configuration: run contexts the user widened the rules to.
+    contexts: frozenset[str] = frozenset()
     # The one resolver of qualified names every rule uses (re-exports and aliases followed).
     index: ModuleIndex = field(default=None)  # type: ignore[assignment]
 
@@ -100,13 +103,43 @@ class Rule:
     name: ClassVar[str]
     fix_title: ClassVar[str | None] = None
     enabled_by_default: ClassVar[bool] = True
+    # The run contexts whose code the rule judges (dbpoollint.analysis.contexts). Per-call
+    # mistakes are mistakes in a script too; long-lived-pool rules narrow this to services.
+    contexts: ClassVar[frozenset[str]] = frozenset({SERVICE, ONE_OFF})
+
+    # "error": breaks under load or on the first request; "warning": costs at restarts, in
+    # incidents or in review. `severity_reason` says why, in the rule's docs.
+    severity: ClassVar[str] = "warning"
+    severity_reason: ClassVar[str] = ""
 
     def check(self, project: Project) -> Iterator[Finding]:
         raise NotImplementedError
 
     @classmethod
     def docs(cls) -> str:
-        return inspect.cleandoc(cls.__doc__ or "")
+        """The docstring, with the severity and the run contexts judged stated under Options
+        (from the class attributes the engine uses, so the docs cannot drift)."""
+        text = inspect.cleandoc(cls.__doc__ or "")
+        head, marker, tail = text.partition("## Options\n")
+        if not marker:
+            return text
+        reason = f" {cls.severity_reason}" if cls.severity_reason else ""
+        lines = f"- Severity: {cls.severity}.{reason}\n- Run contexts: {cls.contexts_judged()}\n"
+        tail = tail.removeprefix("- None.\n")
+        return f"{head}{marker}{lines}{tail}"
+
+    @classmethod
+    def contexts_judged(cls) -> str:
+        if ONE_OFF in cls.contexts:
+            return (
+                "services and one-off code (migrations, management commands, CLIs, scripts); "
+                'examples and docs only with `contexts = ["examples"]`.'
+            )
+        return (
+            "long-lived services only (web apps, workers, consumers); migrations, management "
+            'commands, CLIs and scripts with `contexts = ["one-off"]`, examples with '
+            '`contexts = ["examples"]`.'
+        )
 
     @classmethod
     def summary(cls) -> str:

@@ -87,6 +87,8 @@ class ClientBeforeFork(Rule):
 
     code = "DPL105"
     name = "client-before-fork"
+    severity = "error"
+    severity_reason = "Forked workers share one socket: replies cross between processes."
 
     def check(self, project: Project) -> Iterator[Finding]:
         clients = list(_import_time_clients(project))

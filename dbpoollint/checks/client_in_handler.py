@@ -98,6 +98,10 @@ class ClientInHandler(Rule):
 
     code = "DPL101"
     name = "client-in-handler"
+    severity = "error"
+    severity_reason = (
+        "Under load every request opens a new pool, until the database refuses connections."
+    )
     fix_title = "Hoist into a module-level lazy singleton"
 
     def check(self, project: Project) -> Iterator[Finding]:

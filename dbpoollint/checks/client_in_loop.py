@@ -79,6 +79,8 @@ class ClientInLoop(Rule):
 
     code = "DPL104"
     name = "client-in-loop"
+    severity = "error"
+    severity_reason = "Each iteration opens new connections until the server refuses them."
     fix_title = "Move the client above the loop"
 
     def check(self, project: Project) -> Iterator[Finding]:

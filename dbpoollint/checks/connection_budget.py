@@ -65,6 +65,8 @@ class ConnectionBudgetExceeded(Rule):
 
     code = "DPL501"
     name = "connection-budget-exceeded"
+    severity = "error"
+    severity_reason = "At full scale the server refuses connections."
 
     def check(self, project: Project) -> Iterator[Finding]:
         budget = compute_budget(project)

@@ -111,6 +111,8 @@ class ConnectionLeak(Rule):
 
     code = "DPL302"
     name = "connection-leak"
+    severity = "error"
+    severity_reason = "Each leaked connection stays checked out; the pool or the server runs out."
     fix_title = "Move the release into try/finally"
 
     def check(self, project: Project) -> Iterator[Finding]:

@@ -55,6 +55,10 @@ class ConnectionPerRequest(Rule):
 
     code = "DPL102"
     name = "connection-per-request"
+    severity = "warning"
+    severity_reason = (
+        "It works, but each request pays the handshake and holds its own server connection."
+    )
 
     def check(self, project: Project) -> Iterator[Finding]:
         for found in per_call_sites(project, "opener"):

@@ -60,6 +60,8 @@ class CredentialsInUrl(Rule):
 
     code = "DPL601"
     name = "credentials-in-url"
+    severity = "error"
+    severity_reason = "A password in the repository is a leaked password."
 
     def check(self, project: Project) -> Iterator[Finding]:
         schemes = project.packs.url_schemes if project.packs is not None else frozenset()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.knobs import (
     is_number,
@@ -36,8 +37,11 @@ class ImplicitPoolSize(Rule):
     ```
 
     ## Fix safety
-    The fix writes the library's default for the pinned version explicitly. It is *safe*: the
-    pool behaves exactly as before.
+    The fix writes the library's default for the pinned version explicitly. It is *safe* when
+    the URL is known to reach a server database (a literal `postgresql://`, `mysql://`, ...
+    URL, or a library that only talks to servers): the pool behaves exactly as before. When
+    the URL comes from the environment or settings it may be SQLite, whose pool classes reject
+    `pool_size=` with `TypeError`, so the fix is *unsafe* and the message says so.
 
     ## Options
     - How this is decided: as for DPL201 (pins, `**options`, URLs, `NullPool`/SQLite, tests).
@@ -55,6 +59,12 @@ class ImplicitPoolSize(Rule):
 
     code = "DPL202"
     name = "implicit-pool-size"
+    contexts = LONG_LIVED
+    enabled_by_default = False  # opt-in: DPL501 is where pool sizes matter
+    severity = "warning"
+    severity_reason = (
+        "Nothing breaks; the size is just invisible in review (DPL501 is where it matters)."
+    )
     fix_title = "Write the library's default pool size explicitly"
 
     def check(self, project: Project) -> Iterator[Finding]:
@@ -83,7 +93,15 @@ class ImplicitPoolSize(Rule):
                     f"`{pool.fact.callee}()` leaves {knob.label} to the library default "
                     f"({described}); {advice} so the pool size is a decision"
                 )
-                request = pool.fix_request(knob, literal_code(knob.default), "safe")
+                safety = "safe"
+                if not pool.call.server_scheme(pool.options.scheme):
+                    # `pool_size=` raises TypeError on a pool class without it (SQLite's).
+                    safety = "unsafe"
+                    message += (
+                        "; fix unsafe: the URL is not known to be a server database's, and "
+                        "a SQLite engine rejects pool keywords"
+                    )
+                request = pool.fix_request(knob, literal_code(knob.default), safety)
                 yield Finding(
                     pool.summary.path, pool.fact.span, self.code, message, fix_request=request
                 )

@@ -39,6 +39,8 @@ class InvalidSyntax(Rule):
 
     code = "DPL001"
     name = "invalid-syntax"
+    severity = "error"
+    severity_reason = "The file is not checked at all until it parses."
 
     def check(self, project: Project) -> Iterator[Finding]:
         # Reported by the engine while parsing; nothing to join.

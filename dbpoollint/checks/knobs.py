@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
+from dbpoollint.analysis.contexts import LONG_LIVED, context_of, judges
 from dbpoollint.analysis.model import ClientCallFact, DjangoDatabaseFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import FixRequest, Project
@@ -198,7 +199,10 @@ def unpooled(call: ClientCall, options: CallOptions) -> bool:
         ):
             continue  # a known value that is not a no-pool one
         return True  # `poolclass=chosen_class`: may be NullPool, so limits may not apply
-    return options.scheme is not None and options.scheme in call.unpooled_schemes
+    if options.scheme is None:
+        return False
+    dialect = options.scheme.split("+", 1)[0]
+    return options.scheme in call.unpooled_schemes or dialect in call.unpooled_schemes
 
 
 def _value_state(knob: Knob, value: Value) -> KnobState:
@@ -288,13 +292,17 @@ class PoolCall:
 
 
 def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator[PoolCall]:
-    """Every constructor call with knobs, outside tests, that really pools."""
+    """Every constructor call with knobs, outside tests and one-off code, that really pools."""
     pack_set = packs(project)
     for summary in project.summaries:
         if summary.is_test:
             continue
         for fact in summary.client_calls:
             if fact.kind not in kinds:
+                continue
+            # A pool built inside a CLI command lives as long as the command: limits and
+            # timeouts are about long-lived pools.
+            if not judges(LONG_LIVED, project.contexts, context_of(summary, fact.function)):
                 continue
             call = pack_set.client_call([fact.callee])
             if call is None or not call.knobs:

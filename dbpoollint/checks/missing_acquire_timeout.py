@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.knobs import fix_number, pool_calls, versions
 
@@ -47,6 +48,9 @@ class MissingAcquireTimeout(Rule):
 
     code = "DPL203"
     name = "missing-acquire-timeout"
+    contexts = LONG_LIVED
+    severity = "warning"
+    severity_reason = "When the pool runs dry, requests hang instead of failing fast."
     fix_title = "Add the configured acquire timeout"
 
     def check(self, project: Project) -> Iterator[Finding]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.knobs import fix_number, pool_calls, versions
 
@@ -49,6 +50,9 @@ class MissingConnectTimeout(Rule):
 
     code = "DPL204"
     name = "missing-connect-timeout"
+    contexts = LONG_LIVED
+    severity = "warning"
+    severity_reason = "An unreachable server hangs the worker instead of failing fast."
     fix_title = "Add the configured connect timeout"
 
     def check(self, project: Project) -> Iterator[Finding]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED, PROCESS_EXIT, context_of, judges
 from dbpoollint.analysis.model import CloseCall, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.lifecycle_shared import (
@@ -29,10 +30,19 @@ class MissingShutdown(Rule):
     module-level code (a script closing what it made). `teardown_appcontext` /
     `teardown_request` run per request and do not count (see DPL303).
 
+    Reported by default: async pools and clients (asyncpg, `create_async_engine`,
+    `redis.asyncio`, Motor, ...), whose close must be awaited before the event loop stops, and
+    sync pools whose pack says a plain exit is not enough (`psycopg_pool.ConnectionPool`: its
+    worker threads are joined at interpreter shutdown). A sync client whose sockets simply
+    close with the process (a SQLAlchemy engine in a gunicorn or Celery worker) is reported
+    only with `contexts = ["process-exit"]`.
+
     Only projects that serve (a request/task handler or a lifecycle hook was found in the
-    checked paths) are checked: a one-off script's connections end with its process, and
-    serverless functions (AWS Lambda, Cloud Functions, Azure Functions) have no shutdown hook
-    to run a close in. Tests are skipped.
+    checked paths) are checked, and only code that runs in a long-lived service (see
+    *Options*): a one-off script's connections end with its process, and serverless functions
+    (AWS Lambda, Cloud Functions, Azure Functions) have no shutdown hook to run a close in.
+    Tests are skipped.
+
 
     ## Why is this bad?
     When a worker stops (deploy, autoscaling, `--max-requests`), connections that were never
@@ -67,9 +77,12 @@ class MissingShutdown(Rule):
     callback cannot await; the message shows the lifespan shape) or for lazy globals.
 
     ## Options
-    - None.
+    - `contexts`: judges long-lived services only. Add `"process-exit"` to report sync
+      clients that a plain process exit closes too; `"one-off"` to judge migrations, CLIs and
+      scripts; `"examples"` for sample code.
 
     ## References
+    - [psycopg_pool: threads not stopped at interpreter shutdown](https://github.com/psycopg/psycopg/issues/954)
     - [FastAPI: lifespan events](https://fastapi.tiangolo.com/advanced/events/)
     - [SQLAlchemy: engine disposal](https://docs.sqlalchemy.org/en/20/core/connections.html#engine-disposal)
     - [redis-py: closing connections (`aclose`)](https://redis.readthedocs.io/en/stable/examples/asyncio_examples.html)
@@ -77,6 +90,11 @@ class MissingShutdown(Rule):
 
     code = "DPL301"
     name = "missing-shutdown"
+    contexts = LONG_LIVED
+    severity = "warning"
+    severity_reason = (
+        "Nothing breaks while the service runs; the cost comes at every deploy or restart."
+    )
     fix_title = "Close it at interpreter exit with atexit.register"
 
     def check(self, project: Project) -> Iterator[Finding]:
@@ -95,21 +113,33 @@ class MissingShutdown(Rule):
         for client in long_lived_clients(project):
             if client.summary.is_test or client.where in closed:
                 continue
+            if not judges(
+                self.contexts, project.contexts, context_of(client.summary, client.fact.function)
+            ):
+                continue
             call = project.packs.client_call([client.fact.callee])
             if call is None or not call.close:
                 continue
             # `Redis(connection_pool=pool)` borrows the pool: closing the pool is what counts.
             if any(client.fact.keyword(k) is not None for k in call.reuses_pool_keywords):
                 continue
-            method = call.close[0]
-            yield self._finding(client, method, call.asynchronous or call.awaitable)
+            asynchronous = call.asynchronous or call.awaitable
+            # A sync client's sockets close with its process; only a client that needs more
+            # than that (threads to stop) is worth a default finding.
+            if not (asynchronous or call.close_at_exit or PROCESS_EXIT in project.contexts):
+                continue
+            yield self._finding(client, call.close[0], asynchronous, call.close_at_exit)
 
-    def _finding(self, client: LongLived, method: str, asynchronous: bool) -> Finding:
+    def _finding(
+        self, client: LongLived, method: str, asynchronous: bool, why: str = ""
+    ) -> Finding:
         name = client.name
         kind = "lazily created global" if client.lazy else "module-level"
+        consequence = why or "its connections are cut when the worker stops"
+        if asynchronous and not why:
+            consequence = "the event loop closes under it and in-flight queries are dropped"
         base = (
-            f"the {kind} `{name}` ({client.fact.callee}) is never closed on shutdown: its "
-            f"connections are cut when the worker stops"
+            f"the {kind} `{name}` ({client.fact.callee}) is never closed on shutdown: {consequence}"
         )
         request = None
         if asynchronous:

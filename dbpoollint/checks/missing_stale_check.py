@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.knobs import (
     django_knob,
@@ -66,6 +67,9 @@ class MissingStaleCheck(Rule):
 
     code = "DPL205"
     name = "missing-stale-check"
+    contexts = LONG_LIVED
+    severity = "warning"
+    severity_reason = "Requests fail after the server or network drops idle connections."
     fix_title = "Turn on the library's stale-connection check"
 
     def check(self, project: Project) -> Iterator[Finding]:

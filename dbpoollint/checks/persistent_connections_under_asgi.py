@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import PurePath
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.knobs import persistent_databases
 
@@ -80,6 +81,9 @@ class PersistentConnectionsUnderAsgi(Rule):
 
     code = "DPL206"
     name = "persistent-connections-under-asgi"
+    contexts = LONG_LIVED
+    severity = "error"
+    severity_reason = "Connections pile up per event-loop thread until the server refuses them."
 
     def check(self, project: Project) -> Iterator[Finding]:
         evidence = asgi_evidence(project.files)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePath
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.lifecycle_shared import (
     close_targets,
@@ -61,6 +62,11 @@ class PoolClosedPerRequest(Rule):
 
     code = "DPL303"
     name = "pool-closed-per-request"
+    contexts = LONG_LIVED
+    severity = "error"
+    severity_reason = (
+        "Every request tears the pool down: a handshake per request, failures for concurrent ones."
+    )
 
     def check(self, project: Project) -> Iterator[Finding]:
         clients = {c.where: c for c in long_lived_clients(project)}

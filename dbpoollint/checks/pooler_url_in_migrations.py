@@ -83,6 +83,8 @@ class PoolerUrlInMigrations(Rule):
 
     code = "DPL401"
     name = "pooler-url-in-migrations"
+    severity = "error"
+    severity_reason = "Migrations need session state that a transaction pooler does not keep."
 
     def check(self, project: Project) -> Iterator[Finding]:
         resolver = UrlResolver(project)

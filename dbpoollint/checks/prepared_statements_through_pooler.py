@@ -84,6 +84,8 @@ class PreparedStatementsThroughPooler(Rule):
 
     code = "DPL402"
     name = "prepared-statements-through-pooler"
+    severity = "error"
+    severity_reason = "Queries fail with `prepared statement ... already exists` under load."
     fix_title = "Turn statement preparation off for this connection"
 
     def check(self, project: Project) -> Iterator[Finding]:

@@ -62,6 +62,8 @@ class PrismaUrlParameters(Rule):
 
     code = "DPL403"
     name = "prisma-url-parameters"
+    severity = "error"
+    severity_reason = "libpq rejects the URL: the connection fails."
     fix_title = "Remove the Prisma-only parameters from the URL"
 
     def check(self, project: Project) -> Iterator[Finding]:

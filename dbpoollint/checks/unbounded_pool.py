@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule
 from dbpoollint.checks.knobs import fix_number, pool_calls, versions
 
@@ -53,6 +54,11 @@ class UnboundedPool(Rule):
 
     code = "DPL201"
     name = "unbounded-pool"
+    contexts = LONG_LIVED
+    severity = "error"
+    severity_reason = (
+        "Under load the pool grows until the server refuses connections, for everyone."
+    )
     fix_title = "Add the configured bound"
 
     def check(self, project: Project) -> Iterator[Finding]:

@@ -100,6 +100,8 @@ class UncachedClientFactory(Rule):
 
     code = "DPL103"
     name = "uncached-client-factory"
+    severity = "error"
+    severity_reason = "Every caller builds a new pool, until the database refuses connections."
     fix_title = "Cache the factory"
 
     def check(self, project: Project) -> Iterator[Finding]:

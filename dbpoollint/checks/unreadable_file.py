@@ -33,6 +33,8 @@ class UnreadableFile(Rule):
 
     code = "DPL002"
     name = "unreadable-file"
+    severity = "error"
+    severity_reason = "The file is not checked at all until it can be read."
 
     def check(self, project: Project) -> Iterator[Finding]:
         return iter(())

@@ -42,6 +42,8 @@ class UnusedNoqa(Rule):
 
     code = "DPL009"
     name = "unused-noqa"
+    severity = "warning"
+    severity_reason = "A stale directive hides nothing today but will hide a real finding later."
     fix_title = "Remove the unused codes from the `noqa` directive"
     enabled_by_default = False
 

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from dbpoollint.fixes import add_module_import, taken_names, unique_name
+from dbpoollint.codemods.imports import add_stdlib_import
+from dbpoollint.fixes import imports_module, taken_names, unique_name
 
 
 class _EnclosingFunction(cst.CSTVisitor):
@@ -96,7 +97,8 @@ def cache_factories(
             needs.add("asyncio")
     rewritten = tree.with_changes(body=body)
     for module_name in sorted(needs):
-        rewritten = add_module_import(rewritten, module_name)
+        if not imports_module(rewritten, module_name):
+            rewritten = add_stdlib_import(rewritten, f"import {module_name}")
     return rewritten.code, applicability
 
 

@@ -31,6 +31,7 @@ from libcst.metadata import (
 )
 
 from dbpoollint.checks.base import Fix
+from dbpoollint.codemods.imports import add_stdlib_import
 from dbpoollint.fixes import (
     edits_between,
     imports_module,
@@ -342,9 +343,6 @@ def hoist(
         rewritten, definitions = _wire_shutdown(rewritten, closes, definitions)
     index = insertion_index(rewritten)
     new_statements: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
-    for module_name in sorted(needs):
-        if not imports_module(rewritten, module_name):
-            new_statements.extend(cst.parse_module(f"import {module_name}\n").body)
     for definition in definitions:
         parsed = cst.parse_module(definition).body
         first = parsed[0]
@@ -357,7 +355,11 @@ def hoist(
             leading_lines=[cst.EmptyLine(), cst.EmptyLine(), *strip_blank(following.leading_lines)]
         )
     body[index:index] = new_statements
-    return rewritten.with_changes(body=body).code, plans
+    rewritten = rewritten.with_changes(body=body)
+    for module_name in sorted(needs):
+        if not imports_module(rewritten, module_name):
+            rewritten = add_stdlib_import(rewritten, f"import {module_name}")
+    return rewritten.code, plans
 
 
 def _shutdown_close(statement: cst.SimpleStatementLine, local: str, shared: str) -> tuple[str, str]:

@@ -10,6 +10,8 @@ from libcst.metadata import (
     PositionProvider,
 )
 
+from dbpoollint.codemods.imports import add_stdlib_import
+
 # --- DPL301: close a module-level client at interpreter exit ----------------------------------
 
 
@@ -18,9 +20,6 @@ def register_atexit_closes(
 ) -> tuple[str, list[bool]]:
     """For each (line, variable, method): `atexit.register(variable.method)` after the
     module-level statement on that line, plus `import atexit`. Per request, whether it was made."""
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import AddImportsVisitor
-
     module = cst.parse_module(source)
     wrapper = MetadataWrapper(module)
     positions = wrapper.resolve(PositionProvider)
@@ -44,9 +43,7 @@ def register_atexit_closes(
         new_body.append(statement)
         new_body.extend(insertions.get(index, []))
     fixed = wrapper.module.with_changes(body=new_body)
-    context = CodemodContext()
-    AddImportsVisitor.add_needed_import(context, "atexit")
-    fixed = AddImportsVisitor(context).transform_module(fixed)
+    fixed = add_stdlib_import(fixed, "import atexit")
     return fixed.code, made
 
 

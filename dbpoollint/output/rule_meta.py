@@ -16,7 +16,13 @@ WARNING_FAMILIES = ("DPL2", "DPL9", "DPL009")
 
 
 def severity(code: str) -> str:
-    """ "error" or "warning": SARIF's `level`, GitHub's annotation kind, JSON's `severity`."""
+    """ "error" or "warning": SARIF's `level`, GitHub's annotation kind, JSON's `severity`.
+
+    A rule states its own (`Rule.severity`, with the reason in its docs); the families decide
+    for codes without a rule class."""
+    rule = RULES_BY_CODE.get(code)
+    if rule is not None:
+        return rule.severity
     return "warning" if code.startswith(WARNING_FAMILIES) else "error"
 
 

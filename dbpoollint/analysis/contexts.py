@@ -1,0 +1,175 @@
+"""Run context: which kind of process runs a module (and, for CLI commands, a function).
+
+- *service*: a web app (ASGI/WSGI), a worker or a consumer: lives for days, serves many calls;
+- *one-off*: a migration (Alembic `versions/` and `env.py`, Django `migrations/`), a management
+  command, a click/typer/argparse CLI, a script under `scripts/` `tools/` `bin/`, a module whose
+  `if __name__ == "__main__":` runs it as a script;
+- *examples*: sample code and docs (`examples/`, `docs/`, `*_example.py`).
+
+Rules about long-lived pools (limits, timeouts, shutdown) judge services only: a script's
+connections end with its process. Per-call rules judge every context but examples. Folders count
+only below the path the user named (as for tests), so `dbpoollint check examples/` checks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from dbpoollint.analysis.model import DecoratorFact, ModuleSummary
+
+SERVICE = "service"
+ONE_OFF = "one-off"
+EXAMPLES = "examples"
+# Not a context of its own: widens DPL301 to sync clients of a process that just exits.
+PROCESS_EXIT = "process-exit"
+# What a user may add with the `contexts` configuration key.
+WIDENING = (ONE_OFF, EXAMPLES, PROCESS_EXIT)
+
+EXAMPLE_DIRECTORIES = frozenset({"examples", "example", "docs", "doc", "samples", "sample"})
+EXAMPLE_FILES = (
+    "*_example.py",
+    "*_examples.py",
+    "example_*.py",
+    "*_sample.py",
+    "sample_*.py",
+    "*.example.py",
+    "*_example_*.py",
+)
+ONE_OFF_DIRECTORIES = frozenset({"scripts", "script", "tools", "bin", "migrations", "alembic"})
+ONE_OFF_FILES = frozenset({"manage.py", "setup.py", "noxfile.py", "fabfile.py", "dodo.py"})
+
+# Imports that make a module part of a migration run, wherever it lives.
+MIGRATION_MODULES = ("alembic", "django.db.migrations")
+CLI_MODULES = ("click", "typer", "argparse", "asyncclick", "fire", "docopt")
+DJANGO_COMMAND_BASES = frozenset(
+    {
+        "django.core.management.base.BaseCommand",
+        "django.core.management.BaseCommand",
+        "BaseCommand",
+    }
+)
+
+_MAIN_GUARD = re.compile(rb"^if\s+__name__\s*==\s*['\"]__main__['\"]\s*:", re.MULTILINE)
+# Code that makes the module a service even though it also runs as `__main__`: it starts a
+# server or an endless consumer loop, or builds the web/task app itself.
+_SERVES = re.compile(
+    rb"\b(?:uvicorn\.run|hypercorn|waitress\.serve|web\.run_app|serve_forever|run_forever"
+    rb"|start_consuming|app\.run\(|while\s+True\s*:"
+    rb"|(?:Flask|Quart|FastAPI|Starlette|Sanic|Litestar|Celery)\()"
+)
+
+
+def path_context(path: Path, base: Path | None = None) -> str:
+    """The context the path alone tells: examples, one-off, or "" (undecided)."""
+    name, on_disk = path.name, path
+    if base is not None:
+        with contextlib.suppress(ValueError):
+            path = path.resolve().relative_to(base.resolve())
+    folders = [part.lower() for part in path.parts[:-1]]
+    if any(part in EXAMPLE_DIRECTORIES for part in folders) or any(
+        fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
+    ):
+        return EXAMPLES
+    if name in ONE_OFF_FILES or any(part in ONE_OFF_DIRECTORIES for part in folders):
+        return ONE_OFF
+    if "management" in folders and "commands" in folders:
+        return ONE_OFF
+    if "versions" in folders and name != "__init__.py" and _under_alembic(on_disk):
+        return ONE_OFF
+    return ""
+
+
+def _under_alembic(path: Path) -> bool:
+    """An Alembic `versions/` folder sits next to `env.py` (checked on disk when it exists)."""
+    folder = path.parent
+    while folder.name and folder.name != "versions":
+        folder = folder.parent
+    return (folder.parent / "env.py").is_file()
+
+
+def module_markers(data: bytes, imported_modules: Iterable[str]) -> frozenset[str]:
+    """What the source says about its process: "main", "serves", "cli", "migration"."""
+    markers = set()
+    if _MAIN_GUARD.search(data):
+        markers.add("main")
+    if _SERVES.search(data):
+        markers.add("serves")
+    for module in imported_modules:
+        top = module.split(".", 1)[0]
+        if top in CLI_MODULES:
+            markers.add("cli")
+        if any(module == m or module.startswith(f"{m}.") for m in MIGRATION_MODULES):
+            markers.add("migration")
+    return frozenset(markers)
+
+
+def classify(summary: ModuleSummary, from_path: str, markers: frozenset[str]) -> None:
+    """Set `summary.run_context` and `summary.one_off_functions`."""
+    summary.one_off_functions = frozenset(_one_off_functions(summary))
+    serving = bool(summary.roots or summary.lifecycle.hooks or "serves" in markers)
+    if from_path:
+        summary.run_context = from_path
+    elif "migration" in markers or summary.urls.is_alembic_env:
+        summary.run_context = ONE_OFF
+    elif "main" in markers and not serving:
+        summary.run_context = ONE_OFF  # `python thing.py` runs it and exits
+    elif "cli" in markers and not serving and summary.one_off_functions:
+        summary.run_context = ONE_OFF  # a module of CLI commands (an entry point runs it)
+    else:
+        summary.run_context = SERVICE
+
+
+def _one_off_functions(summary: ModuleSummary) -> set[str]:
+    """CLI commands and Django management command methods, and the functions nested in them."""
+    found = {
+        key
+        for key, fact in summary.functions.items()
+        if any(_is_cli_decorator(d) for d in fact.decorators)
+    }
+    for class_key, cls in summary.classes.items():
+        if cls.base_qualnames & DJANGO_COMMAND_BASES:
+            found.update(m for m in summary.functions if m.startswith(f"{class_key}."))
+    nested = {
+        key
+        for key in summary.functions
+        if any(key.startswith(f"{outer}.<locals>.") for outer in found)
+    }
+    return found | nested
+
+
+def _is_cli_decorator(decorator: DecoratorFact) -> bool:
+    for name in decorator.qualnames:
+        top = name.split(".", 1)[0]
+        if top in ("click", "asyncclick", "typer") and not name.endswith(
+            (".pass_context", ".pass_obj")
+        ):
+            return True
+    if decorator.method not in ("command", "group"):
+        return False
+    receiver_tops = {c.split(".", 1)[0] for c in decorator.receiver_classes}
+    # `@cli.command()` on a click group, `@app.command()` on a `typer.Typer()`,
+    # Flask's `@app.cli.command()` / `@bp.cli.command()`, Flask-Script's `@manager.command`.
+    return bool(receiver_tops & {"click", "asyncclick", "typer", "flask_script"}) or (
+        decorator.receiver.rsplit(".", 1)[-1] in ("cli", "manager")
+    )
+
+
+def context_of(summary: ModuleSummary, function: str | None) -> str:
+    if summary.run_context == SERVICE and function in summary.one_off_functions:
+        return ONE_OFF
+    return summary.run_context
+
+
+def judges(rule_contexts: frozenset[str], widened: frozenset[str], context: str) -> bool:
+    """Does a rule judging `rule_contexts` (plus what the user widened) judge `context`?"""
+    if context == EXAMPLES:
+        return EXAMPLES in widened
+    return context in rule_contexts or context in widened
+
+
+# What the rules about long-lived pools judge (2xx, DPL301, DPL303).
+LONG_LIVED = frozenset({SERVICE})
