@@ -158,6 +158,30 @@ def _has_param(url: ParsedUrl, wanted: str) -> bool:
     return actual is not None and (not value or actual.lower() == value.lower())
 
 
+def rebuild(url: ParsedUrl, changes: dict[str, str]) -> str:
+    """The URL's text with parts replaced, in SQLAlchemy `URL.set()` terms (drivername,
+    username, password, host, port, database) plus `query:NAME` parameters."""
+    scheme = f"{url.scheme}+{url.driver}" if url.driver else url.scheme
+    scheme = changes.get("drivername", scheme)
+    user = changes.get("username", url.user or "")
+    password = changes.get("password", url.password)
+    host = changes.get("host", url.host or "{host}" if url.port_unknown else url.host or "")
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = changes.get("port", str(url.port) if url.port is not None else "")
+    database = changes.get("database", url.database or "")
+    params = dict(url.params)
+    params.update(
+        (k.removeprefix("query:"), v) for k, v in changes.items() if k.startswith("query:")
+    )
+    userinfo = user + (f":{password}" if password is not None else "")
+    text = f"{scheme}://" + (f"{userinfo}@" if userinfo else "") + host
+    text += (f":{port}" if port else "") + (f"/{database}" if database else "")
+    if params:
+        text += "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    return text
+
+
 def mask(text: str) -> str:
     """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`; `password=...`
     in keyword DSNs and query strings too. Every message that shows a URL goes through this."""

@@ -6,7 +6,10 @@ Starts PostgreSQL (initdb, then `postgres` in the foreground) and PgBouncer
 
 1. asyncpg with default settings, through PgBouncer, fails with the prepared-statement error
    DPL402 predicts (`prepared statement "__asyncpg_stmt_..." does not exist` / `already exists`);
-2. the code DPL402's fix produces (`statement_cache_size=0`) works through the same PgBouncer.
+2. the code DPL402's fix produces (`statement_cache_size=0`) works through the same PgBouncer;
+3. with PgBouncer >= 1.21 and `max_prepared_statements = 200`, asyncpg's defaults work, and
+   DPL402 is silent for a project whose pgbouncer.ini says so. Skipped, naming the installed
+   version, when PgBouncer is older (Debian's 1.18 is; nothing is built here).
 
 Skipped, with the reason, when the Debian packages (`postgresql`, `pgbouncer`) or asyncpg are not
 installed; `.ci/run` installs them. Every process is started with a timeout and stopped at the end.
@@ -15,6 +18,7 @@ installed; `.ci/run` installs them. Every process is started with a timeout and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -114,8 +118,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) ->
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {START_TIMEOUT} s")
 
 
-@pytest.fixture(scope="module")
-def pgbouncer_dsn() -> Iterator[str]:
+@contextlib.contextmanager
+def _pgbouncer(max_prepared_statements: int) -> Iterator[str]:
+    """PostgreSQL behind PgBouncer in transaction mode; the DSN of PgBouncer."""
     assert INITDB and POSTGRES and PGBOUNCER
     root = Path(tempfile.mkdtemp(prefix="dbpoollint-pgb-"))
     data = root / "data"
@@ -152,7 +157,11 @@ def pgbouncer_dsn() -> Iterator[str]:
             f"auth_file = {root / 'users.txt'}\n"
             "pool_mode = transaction\n"
             # Before 1.21 PgBouncer has no such setting and keeps no prepared statements.
-            + ("max_prepared_statements = 0\n" if _pgbouncer_version() >= (1, 21) else "")
+            + (
+                f"max_prepared_statements = {max_prepared_statements}\n"
+                if _pgbouncer_version() >= (1, 21)
+                else ""
+            )
             + "default_pool_size = 2\n"
             "ignore_startup_parameters = extra_float_digits\n"
             f"logfile = {root / 'pgbouncer.log'}\n"
@@ -174,6 +183,24 @@ def pgbouncer_dsn() -> Iterator[str]:
             if process is not None:
                 _stop(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_dsn() -> Iterator[str]:
+    with _pgbouncer(max_prepared_statements=0) as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_keeping_prepared_dsn() -> Iterator[str]:
+    version = _pgbouncer_version()
+    if version < (1, 21):
+        pytest.skip(
+            f"installed PgBouncer is {version[0]}.{version[1]}; max_prepared_statements needs "
+            ">= 1.21 (Debian's package is older, and this test builds nothing)"
+        )
+    with _pgbouncer(max_prepared_statements=200) as dsn:
+        yield dsn
 
 
 PROGRAM = """\
@@ -256,3 +283,21 @@ def test_direct_connection_needs_no_fix(pgbouncer_dsn: str) -> None:
             await conn.close()
 
     assert asyncio.run(asyncio.wait_for(main(), 60)) == 42
+
+
+def test_asyncpg_defaults_work_through_pgbouncer_keeping_prepared_statements(
+    pgbouncer_keeping_prepared_dsn: str, tmp_path: Path
+) -> None:
+    """PgBouncer >= 1.21 with `max_prepared_statements > 0` keeps asyncpg's statements, which
+    is why DPL402 stays silent when the committed pgbouncer.ini says so."""
+    program = tmp_path / "app.py"
+    program.write_text(PROGRAM.format(dsn=pgbouncer_keeping_prepared_dsn))
+    assert _run(program).returncode == 0
+
+    project = tmp_path / "lint"
+    project.mkdir()
+    (project / "app.py").write_text(PROGRAM.format(dsn="postgresql://app@127.0.0.1:6432/app"))
+    (project / "pgbouncer.ini").write_text(
+        "[pgbouncer]\nlisten_port = 6432\npool_mode = transaction\nmax_prepared_statements = 200\n"
+    )
+    assert [f for f in check_json(project) if f["code"] == "DPL402"] == []

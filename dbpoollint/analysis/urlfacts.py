@@ -246,10 +246,26 @@ class UrlFactVisitor(ScopedVisitor):
         ):
             self._django_databases(node)
         self.runners.assign(node, self._scope_key())
+        if self.facts.is_alembic_env:
+            self._config_dict_url(node)
         value = self.value(node.value)
         for target in node.targets:
             if isinstance(target.target, cst.Name):
                 self._bind(target.target.value, node.value, value)
+
+    def _config_dict_url(self, node: cst.Assign) -> None:
+        """`section = config.get_section(...); section["sqlalchemy.url"] = url` before
+        `engine_from_config(section)`: the URL alembic.ini had is replaced."""
+        for target in node.targets:
+            subscript = target.target
+            if not isinstance(subscript, cst.Subscript) or len(subscript.slice) != 1:
+                continue
+            index = subscript.slice[0].slice
+            if isinstance(index, cst.Index):
+                key = read_value(index.value, self.qualnames).literal
+                if key == "sqlalchemy.url":
+                    fact = MigrationUrlFact(NO_SPAN, "set-main-option", self.value(node.value))
+                    self.pending.append((node, fact))
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None and isinstance(node.target, cst.Name):

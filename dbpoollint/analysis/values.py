@@ -7,13 +7,44 @@ the code: `pool_size=5`, `os.environ["DATABASE_URL"]`, `os.getenv("DB_URL", "pos
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import libcst as cst
 
-ENV_GETTERS = ("os.getenv", "os.environ.get", "os.getenvb")
+ENV_GETTERS = (
+    "os.getenv",
+    "os.environ.get",
+    "os.getenvb",
+    "decouple.config",  # python-decouple: `config("DATABASE_URL", default=...)`
+)
 ENV_MAPPINGS = ("os.environ",)
+URL_CREATE = frozenset(
+    {
+        "sqlalchemy.URL.create",
+        "sqlalchemy.engine.URL.create",
+        "sqlalchemy.engine.url.URL.create",
+    }
+)
+MAKE_URL = frozenset(
+    {"sqlalchemy.make_url", "sqlalchemy.engine.make_url", "sqlalchemy.engine.url.make_url"}
+)
+PYDANTIC_URL_TYPES = frozenset(
+    {
+        f"{module}.{name}"
+        for module in (
+            "pydantic",
+            "pydantic.networks",
+            "pydantic_core",
+            "pydantic_core._pydantic_core",
+        )
+        for name in ("PostgresDsn", "MultiHostUrl", "AnyUrl", "Url", "MySQLDsn", "RedisDsn")
+    }
+)
+# pydantic's `build()` keywords, in SQLAlchemy's `URL.create` terms.
+_PYDANTIC_PARTS = {"scheme": "drivername", "path": "database", "user": "username"}
+URL_PARTS = ("drivername", "username", "password", "host", "port", "database", "query")
 
 
 @dataclass(frozen=True)
@@ -22,7 +53,12 @@ class Value:
 
     kind: "literal" (str/int/float/bool/None in `literal`), "env" (`name` is the variable,
     `literal` its default if any), "name" (`name` is a qualified name), "dict" (`items`),
-    "fstring" (`literal` is the text with `{...}` for the unknown parts), "other".
+    "fstring" (`literal` is the text with `{...}` for the unknown parts; `items` its parts in
+    order, keyed "0", "1", ..., for f-strings, `+`, `%` and `.format`), "url-build"
+    (`URL.create(...)` / pydantic `PostgresDsn.build(...)`: `items` are drivername, username,
+    password, host, port, database, query), "str-replace" (`x.replace(old, new)`: items
+    receiver, old, new), "url-set" (`url.set(...)` / `url.update_query_dict(...)`: items
+    receiver plus the parts set; query parameters as "query:NAME"), "other".
     """
 
     kind: str
@@ -59,16 +95,32 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
     if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
         return Value("literal", code, {"True": True, "False": False, "None": None}[node.value])
     if isinstance(node, cst.FormattedString):
-        return Value("fstring", code, _fstring_text(node))
+        return Value("fstring", code, _fstring_text(node), items=_fstring_parts(node, qualnames))
+    if isinstance(node, cst.BinaryOperation):
+        built = _binary(node, code, qualnames)
+        if built is not None:
+            return built
     if isinstance(node, cst.Subscript) and qualnames(node.value) & frozenset(ENV_MAPPINGS):
         key = _subscript_key(node)
         if key is not None:
             return Value("env", code, None, key)
+    if (  # `str(settings.DATABASE_URL)`, `str(PostgresDsn.build(...))`
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == "str"
+        and len(node.args) == 1
+        and node.args[0].keyword is None
+    ):
+        return read_value(node.args[0].value, qualnames)
     if isinstance(node, cst.Call):
+        built = _builder(node, code, qualnames)
+        if built is not None:
+            return built
         names = qualnames(node.func)
         if names & frozenset(ENV_GETTERS) and node.args:
             first = read_value(node.args[0].value, qualnames)
-            default = read_value(node.args[1].value, qualnames) if len(node.args) > 1 else None
+            given = [a for a in node.args if a.keyword is None or a.keyword.value == "default"]
+            default = read_value(given[1].value, qualnames) if len(given) > 1 else None
             if isinstance(first.literal, str):
                 fallback = default.literal if default is not None else None
                 return Value("env", code, fallback, first.literal)
@@ -88,7 +140,7 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
         ):
             template = node.func.value.evaluated_value
             if isinstance(template, str):
-                return Value("fstring", code, template)
+                return _format(template, node, code, qualnames)
     if isinstance(node, cst.Dict):
         return Value("dict", code, items=_dict_items(node, qualnames))
     if isinstance(node, cst.Name | cst.Attribute):
@@ -125,3 +177,122 @@ def _fstring_text(node: cst.FormattedString) -> str:
         elif isinstance(part, cst.FormattedStringExpression):
             parts.append("{" + cst.Module([]).code_for_node(part.expression) + "}")
     return "".join(parts)
+
+
+def _parts(values: list[Value], code: str, text: str) -> Value:
+    return Value("fstring", code, text, items=tuple((str(i), v) for i, v in enumerate(values)))
+
+
+def _text_of(value: Value) -> str:
+    if value.kind == "literal" and isinstance(value.literal, str | int):
+        return str(value.literal)
+    return "{" + value.code + "}"
+
+
+def _fstring_parts(
+    node: cst.FormattedString, qualnames: QualifiedNames
+) -> tuple[tuple[str, Value], ...]:
+    parts: list[Value] = []
+    for part in node.parts:
+        if isinstance(part, cst.FormattedStringText):
+            parts.append(Value("literal", part.value, part.value))
+        elif isinstance(part, cst.FormattedStringExpression):
+            parts.append(read_value(part.expression, qualnames))
+    return tuple((str(i), v) for i, v in enumerate(parts))
+
+
+def _binary(node: cst.BinaryOperation, code: str, qualnames: QualifiedNames) -> Value | None:
+    """`"postgresql://" + host + ":6432/db"` and `"postgresql://%s:%s/db" % (host, port)`."""
+    if isinstance(node.operator, cst.Add):
+        flat: list[Value] = []
+        for side in (node.left, node.right):
+            value = read_value(side, qualnames)
+            if value.kind == "fstring" and value.items:
+                flat.extend(v for _, v in value.items)
+            else:
+                flat.append(value)
+        if not any(v.kind == "literal" and isinstance(v.literal, str) for v in flat):
+            return None  # numbers, or names only: not a string being built
+        return _parts(flat, code, "".join(_text_of(v) for v in flat))
+    if isinstance(node.operator, cst.Modulo) and isinstance(node.left, cst.SimpleString):
+        template = node.left.evaluated_value
+        if not isinstance(template, str):
+            return None
+        right = node.right
+        args: list[cst.BaseExpression] = (
+            [e.value for e in right.elements] if isinstance(right, cst.Tuple) else [right]
+        )
+        pieces: list[Value] = []
+        holes = iter(args)
+        for piece in re.split(r"(%[sd])", template):
+            if piece in ("%s", "%d"):
+                arg = next(holes, None)
+                pieces.append(
+                    read_value(arg, qualnames) if arg is not None else Value("other", piece)
+                )
+            elif piece:
+                pieces.append(Value("literal", piece, piece.replace("%%", "%")))
+        return _parts(pieces, code, "".join(_text_of(v) for v in pieces))
+    return None
+
+
+def _format(template: str, node: cst.Call, code: str, qualnames: QualifiedNames) -> Value:
+    """`"postgresql://{}:{port}/db".format(host, port=6432)`: positional and named holes."""
+    positional = [a.value for a in node.args if a.keyword is None and a.star == ""]
+    named = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+    values: list[Value] = []
+    counter = iter(positional)
+    for piece in re.split(r"(\{[^{}]*\})", template):
+        if piece.startswith("{") and piece.endswith("}"):
+            key = piece[1:-1].split(":", 1)[0].split("!", 1)[0]
+            arg = named.get(key) if key and not key.isdigit() else None
+            if arg is None and key.isdigit() and int(key) < len(positional):
+                arg = positional[int(key)]
+            if arg is None and not key:
+                arg = next(counter, None)
+            values.append(read_value(arg, qualnames) if arg is not None else Value("other", piece))
+        elif piece:
+            values.append(Value("literal", piece, piece))
+    return _parts(values, code, template)
+
+
+def _builder(node: cst.Call, code: str, qualnames: QualifiedNames) -> Value | None:
+    """SQLAlchemy `URL.create`, `make_url`, `url.set/replace/update_query_dict`, pydantic
+    `PostgresDsn.build`, and `str.replace` on a URL."""
+    names = qualnames(node.func)
+    keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+    positional = [a.value for a in node.args if a.keyword is None and a.star == ""]
+    if names & URL_CREATE:
+        parts = [(k, read_value(v, qualnames)) for k, v in keywords.items() if k in URL_PARTS]
+        if positional:
+            parts.insert(0, ("drivername", read_value(positional[0], qualnames)))
+        return Value("url-build", code, items=tuple(parts))
+    if names & MAKE_URL and positional:
+        return read_value(positional[0], qualnames)
+    if not isinstance(node.func, cst.Attribute):
+        return None
+    method = node.func.attr.value
+    if method == "build" and qualnames(node.func.value) & PYDANTIC_URL_TYPES:
+        parts = []
+        for key, value in keywords.items():
+            name = _PYDANTIC_PARTS.get(key, key)
+            if name in URL_PARTS:
+                parts.append((name, read_value(value, qualnames)))
+        return Value("url-build", code, items=tuple(parts))
+    if method in ("set", "replace", "_replace") and keywords and not positional:
+        receiver = read_value(node.func.value, qualnames)
+        parts = [(k, read_value(v, qualnames)) for k, v in keywords.items() if k in URL_PARTS]
+        return Value("url-set", code, items=(("receiver", receiver), *parts))
+    if method == "update_query_dict" and positional:
+        receiver = read_value(node.func.value, qualnames)
+        query = read_value(positional[0], qualnames)
+        items = [(f"query:{k}", v) for k, v in query.items] if query.kind == "dict" else []
+        return Value("url-set", code, items=(("receiver", receiver), *items))
+    if method == "replace" and len(positional) == 2 and not keywords:
+        old, new = (read_value(p, qualnames) for p in positional)
+        if isinstance(old.literal, str) and isinstance(new.literal, str):
+            receiver = read_value(node.func.value, qualnames)
+            return Value(
+                "str-replace", code, items=(("receiver", receiver), ("old", old), ("new", new))
+            )
+    return None

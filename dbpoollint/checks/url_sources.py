@@ -2,14 +2,17 @@
 
 A value resolves to zero or more candidate URLs, each with where it comes from:
 
-- a string literal, an f-string or `"...".format()` template (unknown parts stay unknown);
+- a string literal; an f-string, `+`, `%` or `"...".format()` whose parts are followed one by
+  one (unknown parts stay unknown); SQLAlchemy `URL.create(...)`, `make_url(x).set(...)`,
+  `url.update_query_dict(...)`, pydantic `PostgresDsn.build(...)`, `str.replace` on a URL;
 - `os.environ[...]` / `os.getenv(...)`: every `.env*`, compose and serverless value of that
   variable in the checked paths; the default written in code only when none sets it;
 - a module constant (`DATABASE_URL = ...`), a local name or a function of the same module that
   returns one value, a constant imported from another checked module;
 - a pydantic `BaseSettings` field (`settings.DATABASE_URL`, the instance created at module
   level in any checked module): the env files' values for its variable (prefix, aliases and
-  case-insensitivity honoured), else the field's default.
+  case-insensitivity honoured), else the field's default; a `@property` / `@computed_field`
+  of the class is followed through the fields it reads (`self.db_host`).
 
 Anything else is unknown and yields nothing: an unresolved URL is never a pooler.
 """
@@ -17,6 +20,7 @@ Anything else is unknown and yields nothing: an unresolved URL is never a pooler
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 from collections.abc import Callable
@@ -31,10 +35,11 @@ from dbpoollint.migration_commands import MigrationCommand, normalise, read_migr
 from dbpoollint.packs import ClientCall, PackSet, Pooler, load_packs
 from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
 from dbpoollint.project_files import ConfigValue, ProjectConfig, read_project
-from dbpoollint.urls import ParsedUrl, mask, parse
+from dbpoollint.urls import ParsedUrl, mask, parse, rebuild
 
 FALLBACK_URL_KEYWORDS = ("url", "dsn", "conninfo", "name_or_url", "database_url")
 MAX_DEPTH = 8
+MAX_COMBINATIONS = 16  # a built URL whose parts can each be several things: enough to judge
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class UrlResolver:
         self.parse_text: Callable[[str], ParsedUrl | None] = parse
         self.packs: PackSet = project.packs or load_packs()
         self.by_module = {s.module: s for s in project.summaries}
+        # The settings classes whose properties are being followed (`self.x` inside them).
+        self.self_classes: list[tuple[ModuleSummary, str]] = []
         # Env files the project loads by name: they apply wherever they are.
         self.loaded_env_files: frozenset[str] = frozenset()
 
@@ -106,8 +113,23 @@ class UrlResolver:
     ) -> list[ResolvedUrl]:
         if depth > MAX_DEPTH:
             return []
+        if value.kind == "fstring" and value.items:
+            parts = [v for _, v in value.items]
+            return self._parsed(self._template(summary, parts, function, depth), at_call)
+        if value.kind == "url-build":
+            parts = _url_parts(dict(value.items))
+            return self._parsed(self._template(summary, parts, function, depth), at_call)
+        if value.kind == "str-replace":
+            items = dict(value.items)
+            old, new = str(items["old"].literal), str(items["new"].literal)
+            texts = self._part_texts(summary, items["receiver"], function, depth)
+            return self._parsed([(t.replace(old, new), o) for t, o in texts], at_call)
+        if value.kind == "url-set":
+            return self._url_set(summary, dict(value.items), function, depth)
         if value.kind in ("literal", "fstring"):
             text = value.literal
+            if isinstance(text, int) and not isinstance(text, bool):
+                text = str(text)  # a port or a settings default such as 5432
             parsed = self.parse_text(text) if isinstance(text, str) else None
             return [ResolvedUrl(parsed, "", at_call=at_call)] if parsed else []
         if value.kind == "env":
@@ -115,6 +137,54 @@ class UrlResolver:
         if value.kind == "name":
             return self._name(summary, value, function, depth)
         return []
+
+    # --- builders: f-strings, `+`, `%`, `.format`, URL.create, url.set, str.replace --------
+
+    def _parsed(self, texts: list[tuple[str, str]], at_call: bool) -> list[ResolvedUrl]:
+        found = []
+        for text, origin in texts:
+            parsed = self.parse_text(text)
+            if parsed is not None:
+                found.append(ResolvedUrl(parsed, origin, at_call=at_call and not origin))
+        return found
+
+    def _part_texts(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int
+    ) -> list[tuple[str, str]]:
+        """Every text a part of a built URL can be; `{code}` (unknown) when none is known."""
+        if value.kind == "literal" and isinstance(value.literal, str | int):
+            return [(str(value.literal), "")]
+        previous, self.parse_text = self.parse_text, _as_text
+        try:
+            found = self._resolve(summary, value, function, depth + 1, at_call=False)
+        finally:
+            self.parse_text = previous
+        return [(r.url.text, r.origin) for r in found] or [("{" + value.code + "}", "")]
+
+    def _template(
+        self, summary: ModuleSummary, parts: list[Value], function: str | None, depth: int
+    ) -> list[tuple[str, str]]:
+        options = [self._part_texts(summary, part, function, depth) for part in parts]
+        combined = []
+        for combo in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
+            origin = ", ".join(dict.fromkeys(o for _, o in combo if o))
+            combined.append(("".join(t for t, _ in combo), origin))
+        return combined
+
+    def _url_set(
+        self, summary: ModuleSummary, items: dict[str, Value], function: str | None, depth: int
+    ) -> list[ResolvedUrl]:
+        changes = {
+            key: self._part_texts(summary, value, function, depth)[0][0]
+            for key, value in items.items()
+            if key != "receiver"
+        }
+        found = []
+        for resolved in self._resolve(summary, items["receiver"], function, depth + 1, False):
+            parsed = self.parse_text(rebuild(resolved.url, changes))
+            if parsed is not None:
+                found.append(dataclasses.replace(resolved, url=parsed, at_call=False))
+        return found
 
     def _env(
         self,
@@ -158,6 +228,9 @@ class UrlResolver:
         self, summary: ModuleSummary, value: Value, function: str | None, depth: int
     ) -> list[ResolvedUrl]:
         name = value.name or value.code
+        if value.code.startswith("self.") and self.self_classes:
+            owner_module, class_key = self.self_classes[-1]
+            return self._settings_field(owner_module, class_key, value.code[5:], depth)
         # A local (or module-level) name, or a zero-argument function of this module.
         for key in (f"{function}:{name}" if function else "", f":{name}"):
             if key and key in summary.urls.resolved_names:
@@ -187,6 +260,16 @@ class UrlResolver:
     def _settings_field(
         self, summary: ModuleSummary, class_key: str, field: str, depth: int
     ) -> list[ResolvedUrl]:
+        prop = summary.urls.resolved_names.get(f"():{class_key}.{field}")
+        if prop is not None and not any(
+            f.class_key == class_key and f.name == field for f in summary.urls.settings_fields
+        ):
+            # `@property` / `@computed_field` built from the class's own fields (`self.x`).
+            self.self_classes.append((summary, class_key))
+            try:
+                return self._follow(summary, prop, f"{class_key}.{field}", depth)
+            finally:
+                self.self_classes.pop()
         for fact in summary.urls.settings_fields:
             if fact.class_key != class_key or fact.name != field:
                 continue
@@ -220,6 +303,30 @@ class UrlResolver:
         if value is None:
             return []
         return self.resolve(summary, value, fact.function)
+
+
+def _url_parts(parts: dict[str, Value]) -> list[Value]:
+    """`URL.create(drivername=..., host=..., port=...)` as the pieces of its text."""
+
+    def text(value: str) -> Value:
+        return Value("literal", value, value)
+
+    built = [parts.get("drivername") or text("postgresql"), text("://")]
+    if "username" in parts:
+        built.append(parts["username"])
+        if "password" in parts:
+            built += [text(":"), parts["password"]]
+        built.append(text("@"))
+    built.append(parts.get("host") or text("localhost"))
+    if "port" in parts:
+        built += [text(":"), parts["port"]]
+    if "database" in parts:
+        built += [text("/"), parts["database"]]
+    query = parts.get("query")
+    if query is not None and query.kind == "dict" and query.items:
+        for index, (key, value) in enumerate(query.items):
+            built += [text(("?" if index == 0 else "&") + f"{key}="), value]
+    return built
 
 
 def _chain(step: str, found: list[ResolvedUrl]) -> list[ResolvedUrl]:
