@@ -23,8 +23,9 @@ from dbpoollint.analysis.django_settings import DatabasesVisitor
 from dbpoollint.analysis.flask_sqlalchemy import FlaskSqlalchemyVisitor
 from dbpoollint.analysis.handlers import find_roots
 from dbpoollint.analysis.indexer import ModuleIndexer
-from dbpoollint.analysis.lifecycle import LifecycleVisitor
+from dbpoollint.analysis.lifecycle import LifecycleVisitor, function_keys
 from dbpoollint.analysis.model import ModuleSummary, Span
+from dbpoollint.analysis.multiplex import visit_all
 from dbpoollint.analysis.process import ProcessVisitor
 from dbpoollint.analysis.propagate import (
     closed_by_callers,
@@ -57,6 +58,16 @@ class CheckResult:
     files_parsed: int
 
 
+FactCollector = (
+    ModuleIndexer
+    | UrlFactVisitor
+    | LifecycleVisitor
+    | ProcessVisitor
+    | FlaskSqlalchemyVisitor
+    | DatabasesVisitor
+)
+
+
 def _error(path: str, code: str, message: str, line: int = 1, column: int = 1) -> Finding:
     return Finding(path, Span(line, column, line, column), code, message)
 
@@ -85,30 +96,23 @@ def analyse_file(
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     summary = ModuleSummary(path=path, module=module, is_test=is_test)
     indexer = ModuleIndexer(summary, packs, package)
+    url_facts = UrlFactVisitor(summary, packs, package)
+    lifecycle = LifecycleVisitor(summary, packs, package, function_keys(module_node))
+    process = ProcessVisitor(summary, packs, package)
+    collectors: list[FactCollector] = [indexer, url_facts, lifecycle, process]
+    if FLASK_SQLALCHEMY.search(data):
+        collectors.append(FlaskSqlalchemyVisitor(summary))
+    if DJANGO_DATABASES.search(data):
+        collectors.append(DatabasesVisitor(summary))
     try:
         wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
-        wrapper.visit(indexer)
-        if indexer.site_nodes or indexer.call_nodes:
-            indexer.finish(wrapper.resolve(PositionProvider))
-        later: list[UrlFactVisitor | LifecycleVisitor | ProcessVisitor] = [
-            UrlFactVisitor(summary, packs, package),
-            LifecycleVisitor(summary, packs, package),
-            ProcessVisitor(summary, packs, package),
-        ]
-        for visitor in later:
-            wrapper.visit(visitor)
-            if visitor.pending:
-                visitor.finish(wrapper.resolve(PositionProvider))
-        if FLASK_SQLALCHEMY.search(data):
-            flask_sqlalchemy = FlaskSqlalchemyVisitor(summary)
-            wrapper.visit(flask_sqlalchemy)
-            if flask_sqlalchemy.pending:
-                flask_sqlalchemy.finish(wrapper.resolve(PositionProvider))
-        if DJANGO_DATABASES.search(data):
-            databases = DatabasesVisitor(summary)
-            wrapper.visit(databases)
-            if databases.pending:
-                databases.finish(wrapper.resolve(PositionProvider))
+        # One walk feeds every collector; positions are resolved once, for all of them.
+        visit_all(wrapper, collectors)
+        pending = [c for c in collectors if not isinstance(c, ModuleIndexer) and c.pending]
+        if indexer.site_nodes or indexer.call_nodes or pending:
+            positions = wrapper.resolve(PositionProvider)
+            for collector in collectors:
+                collector.finish(positions)
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
         return result

@@ -17,7 +17,7 @@ Hooks are recognised by shape, whatever the receiver is called:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
@@ -66,9 +66,18 @@ GUNICORN_HOOKS = frozenset({"worker_exit", "on_exit", "worker_int"})
 
 
 class LifecycleVisitor(ScopedVisitor):
-    def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
+    def __init__(
+        self,
+        summary: ModuleSummary,
+        packs: PackSet,
+        package: str,
+        function_keys: Collection[str] = (),
+    ) -> None:
         super().__init__(package)
         self.summary = summary
+        # Every function of the module, also those defined below the hook that names them:
+        # this visitor runs in the same walk as the indexer that fills `summary.functions`.
+        self.function_keys = function_keys
         self.facts = summary.lifecycle
         self.packs = packs
         self.pending: list[tuple[cst.CSTNode, object]] = []
@@ -106,7 +115,7 @@ class LifecycleVisitor(ScopedVisitor):
     def _function_key(self, node: cst.BaseExpression) -> str | None:
         """A reference to a function of this module (`shutdown`, `Hooks.close`)."""
         name = get_full_name_for_node(node)
-        if name and name in self.summary.functions:
+        if name and (name in self.summary.functions or name in self.function_keys):
             return name
         return None
 
@@ -270,3 +279,51 @@ def _string(node: cst.BaseExpression) -> str | None:
         value = node.evaluated_value
         return value if isinstance(value, str) else None
     return None
+
+
+def function_keys(module: cst.Module) -> set[str]:
+    """The key of every function in the module (`f`, `C.m`, `f.<locals>.g`), from its statements
+    alone: far cheaper than a walk over every expression."""
+    keys: set[str] = set()
+
+    def walk(statements: Iterable[cst.CSTNode], kind: str, prefix: str) -> None:
+        for statement in statements:
+            if isinstance(statement, cst.FunctionDef | cst.ClassDef):
+                name = statement.name.value
+                if not prefix:
+                    key = name
+                else:
+                    key = f"{prefix}.{name}" if kind == "class" else f"{prefix}.<locals>.{name}"
+                is_function = isinstance(statement, cst.FunctionDef)
+                if is_function:
+                    keys.add(key)
+                walk(_blocks(statement), "function" if is_function else "class", key)
+            else:
+                walk(_blocks(statement), kind, prefix)
+
+    walk(module.body, "", "")
+    return keys
+
+
+def _blocks(statement: cst.CSTNode) -> list[cst.CSTNode]:
+    """The statements directly inside a compound statement's blocks."""
+    found: list[cst.CSTNode] = []
+    parts: list[cst.CSTNode | None] = []
+    if isinstance(statement, cst.FunctionDef | cst.ClassDef | cst.With | cst.For | cst.While):
+        parts.append(statement.body)
+        if isinstance(statement, cst.For | cst.While):
+            parts.append(statement.orelse)
+    elif isinstance(statement, cst.If):
+        parts += [statement.body, statement.orelse]
+    elif isinstance(statement, cst.Else | cst.Finally | cst.ExceptHandler | cst.ExceptStarHandler):
+        parts.append(statement.body)
+    elif isinstance(statement, cst.Try | cst.TryStar):
+        parts += [statement.body, *statement.handlers, statement.orelse, statement.finalbody]
+    elif isinstance(statement, cst.Match):
+        parts += [case.body for case in statement.cases]
+    for part in parts:
+        if isinstance(part, cst.IndentedBlock):
+            found.extend(part.body)
+        elif part is not None:
+            found.append(part)  # `elif`, `else`, `except` and `finally` clauses
+    return found
