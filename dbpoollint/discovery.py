@@ -91,7 +91,7 @@ class Excludes:
         if path.name in DEFAULT_EXCLUDES:
             return True
         try:
-            relative = path.resolve().relative_to(self.root).as_posix()
+            relative = _resolved(path).relative_to(self.root).as_posix()
         except ValueError:
             relative = path.as_posix()
         for pattern in self.patterns:
@@ -103,9 +103,17 @@ class Excludes:
 
     def excluded_with_parents(self, path: Path) -> bool:
         """For --force-exclude: a file is excluded when it or any folder above it is."""
-        absolute = path.resolve()
+        absolute = _resolved(path)
         chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
         return any(self.excluded(p) for p in chain)
+
+
+def _resolved(path: Path) -> Path:
+    """`path.resolve()`, except that a symlink loop stays itself (to be reported, not a crash)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # RuntimeError: "Symlink loop from ..."
+        return path.absolute()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -124,13 +132,14 @@ def discover(
     """Yield (file, the path it was found under), sorted per directory, without duplicates."""
     seen: set[Path] = set()
     for given in paths:
-        if not given.exists():
+        if not os.path.lexists(given):
             raise DiscoveryError(f"{given}: no such file or directory")
-        if given.is_file():
+        # A symlink loop or a dangling link is a file that cannot be read: reported as such.
+        if not given.is_dir():
             if force_exclude and excludes.excluded_with_parents(given):
                 continue
-            if given.resolve() not in seen:
-                seen.add(given.resolve())
+            if _resolved(given) not in seen:
+                seen.add(_resolved(given))
                 yield given, given.parent
             continue
         for found in _walk(given, excludes, respect_gitignore, seen):
@@ -221,15 +230,15 @@ def pins_above(targets: Sequence[Path], known: set[Path]) -> list[Path]:
     `dbpoollint check src/` should still know the versions the project's root pins.
     """
     found: list[Path] = []
-    seen = {p.resolve() for p in known}
+    seen = {_resolved(p) for p in known}
     for target in targets:
-        start = target.resolve()
+        start = _resolved(target)
         start = start if start.is_dir() else start.parent
         for directory in [*start.parents][: _depth_to_root(start)]:
             for pattern in PIN_FILE_PATTERNS:
                 for candidate in sorted(directory.glob(pattern)):
-                    if candidate.is_file() and candidate.resolve() not in seen:
-                        seen.add(candidate.resolve())
+                    if candidate.is_file() and _resolved(candidate) not in seen:
+                        seen.add(_resolved(candidate))
                         found.append(candidate)
     return found
 
@@ -251,7 +260,7 @@ def _walk(
 ) -> Iterator[Path]:
     gitignore = GitIgnore()
     if respect_gitignore:
-        absolute = top.resolve()
+        absolute = _resolved(top)
         git_root = _git_root(absolute)
         if git_root is not None:
             for directory in reversed([absolute, *absolute.parents]):
@@ -261,13 +270,13 @@ def _walk(
     for walked, dirnames, filenames in os.walk(top, onerror=unreadable.append):
         current = Path(walked)
         if respect_gitignore:
-            gitignore.load(current.resolve())
+            gitignore.load(_resolved(current))
         kept = []
         for name in sorted(dirnames):
             child = current / name
             if excludes.excluded(child):
                 continue
-            if respect_gitignore and gitignore.ignored(child.resolve(), True):
+            if respect_gitignore and gitignore.ignored(_resolved(child), True):
                 continue
             kept.append(name)
         dirnames[:] = kept
@@ -277,23 +286,23 @@ def _walk(
             child = current / name
             if excludes.excluded(child):
                 continue
-            if respect_gitignore and gitignore.ignored(child.resolve(), False):
+            if respect_gitignore and gitignore.ignored(_resolved(child), False):
                 continue
-            resolved = child.resolve()
+            resolved = _resolved(child)
             if resolved not in seen:
                 seen.add(resolved)
                 yield child
     # A folder that cannot be listed (chmod 000) is yielded, to be reported as DPL002, not
     # skipped in silence: its files would otherwise vanish from a "clean" run.
     for error in unreadable if wanted is _is_python else []:
-        if error.filename is not None and Path(error.filename).resolve() not in seen:
-            seen.add(Path(error.filename).resolve())
+        if error.filename is not None and _resolved(Path(error.filename)) not in seen:
+            seen.add(_resolved(Path(error.filename)))
             yield Path(error.filename)
 
 
 def module_name(path: Path) -> str:
     """The dotted module name, walking up through packages (folders with __init__.py)."""
-    absolute = path.resolve()
+    absolute = _resolved(path)
     parts = [] if absolute.stem == "__init__" else [absolute.stem]
     directory = absolute.parent
     while (directory / "__init__.py").exists() and directory.parent != directory:
@@ -382,7 +391,7 @@ def is_test_file(path: Path, base: Path | None = None) -> bool:
     name = path.name
     if base is not None:
         with contextlib.suppress(ValueError):
-            path = path.resolve().relative_to(base.resolve())
+            path = _resolved(path).relative_to(_resolved(base))
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
     return any(part in TEST_DIRECTORIES for part in path.parts[:-1])
