@@ -17,6 +17,7 @@ import click
 
 from dbpoollint import __version__
 from dbpoollint.analysis.contexts import path_context
+from dbpoollint.cache import ResultCache, cache_folder, clean
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding
 from dbpoollint.config import ConfigError, Settings, find_config, load_settings
@@ -116,6 +117,7 @@ def _check_options(function: F) -> F:
         click.option(
             "--ignore-noqa", is_flag=True, help="Report (and fix) findings `# noqa` silences."
         ),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the cache."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -159,6 +161,7 @@ def _run(
     diff: bool,
     exit_non_zero_on_fix: bool,
     ignore_noqa: bool,
+    no_cache: bool,
     fix: bool,
     add_noqa: bool = False,
     summary: bool = False,
@@ -186,6 +189,10 @@ def _run(
     )
     packs = load_packs(settings.packs)
     allow_unsafe = unsafe_fixes or settings.unsafe_fixes
+    cache = None
+    if not no_cache:
+        folder = cache_folder(settings.root, settings.cache_dir)
+        cache = ResultCache(folder, settings.packs)
 
     context: list[FileInput] = []
     if reading_stdin:
@@ -218,6 +225,7 @@ def _run(
                 context=context,
                 budget=settings.budget,
                 contexts=frozenset(settings.contexts),
+                cache=cache,
             )
             sources = {f.path: f.data for f in files if f.data is not None}
             return attach_fixes(result.findings, sources, packs, with_edits)
@@ -500,6 +508,30 @@ def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) 
         display = os.path.relpath(path)
         context.append(read_input(path, module_name(path), False, display, module_aliases(path)))
     return context
+
+
+@main.command(name="clean")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The pyproject.toml or dbpoollint.toml whose cache to remove.",
+)
+@_user_errors
+def clean_command(config_path: Path | None) -> None:
+    """Remove the cache (.dbpoollint_cache/ at the project root, or `cache-dir`)."""
+    if config_path is not None and not config_path.is_file():
+        raise ConfigError(f"{config_path}: configuration file not found")
+    if config_path is not None:
+        settings = load_settings(config_path, explicit=True)
+    else:
+        settings = load_settings(find_config(Path(".")))
+    folder = cache_folder(settings.root, settings.cache_dir)
+    try:
+        removed = clean(folder)
+    except OSError as error:
+        _fail(str(error))
+    click.echo(f"Removed {folder}" if removed else f"No cache at {folder}", err=True)
 
 
 @main.command()

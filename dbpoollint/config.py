@@ -36,6 +36,8 @@ class Settings:
     budget: dict[str, Any] = field(default_factory=dict)
     # Run contexts the long-lived rules also judge (dbpoollint.analysis.contexts.WIDENING).
     contexts: list[str] = field(default_factory=list)
+    # Where the cache lives, relative to `root` (DBPOOLLINT_CACHE_DIR overrides it).
+    cache_dir: str | None = None
 
 
 Checker = Callable[[Any], str | None]
@@ -54,6 +56,8 @@ def _contexts(values: list[str]) -> str | None:
     if unknown is None:
         return None
     return f"unknown context `{unknown}` (one of {', '.join(f'`{w}`' for w in WIDENING)})"
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else f"expected a path, got {value!r}"
 
 
 def _boolean(value: Any) -> str | None:
@@ -112,6 +116,7 @@ _KEYS: dict[str, Checker] = {
     "unsafe-fixes": _boolean,
     "packs": _string_list,
     "contexts": lambda value: _string_list(value) or _contexts(value),
+    "cache-dir": _string,
 }
 # Keys whose values are rule selectors, checked against the rule codes.
 _SELECTOR_KEYS = ("select", "extend-select", "ignore")
@@ -119,8 +124,11 @@ _SELECTOR_KEYS = ("select", "extend-select", "ignore")
 
 def find_config(start: Path) -> Path | None:
     """Walk up from `start`: the first dbpoollint.toml, or pyproject.toml with our table."""
-    directory = start.resolve()
-    if directory.is_file():
+    try:
+        directory = start.resolve()
+    except RuntimeError:  # a symlink loop: reported as unreadable by the engine
+        directory = start.absolute()
+    if not directory.is_dir():
         directory = directory.parent
     for candidate_dir in [directory, *directory.parents]:
         dedicated = candidate_dir / "dbpoollint.toml"
@@ -216,6 +224,7 @@ def _validate(path: Path, table: Mapping[str, Any]) -> Settings:
         fix_values=dict(table.get("fix-values", {})),
         budget=dict(table.get("budget", {})),
         contexts=list(table.get("contexts", [])),
+        cache_dir=table.get("cache-dir"),
     )
 
 

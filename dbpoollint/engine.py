@@ -6,13 +6,17 @@ worker processes and what a content cache can key on.
 
 from __future__ import annotations
 
-import ast
 import functools
+import multiprocessing
 import os
 import re
+import signal
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import libcst as cst
@@ -35,12 +39,13 @@ from dbpoollint.analysis.propagate import (
 )
 from dbpoollint.analysis.resolve import ModuleIndex
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
+from dbpoollint.cache import ResultCache
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding, Project
 from dbpoollint.noqa import UNUSED_NOQA, Suppressions, parse_suppressions, unused_directives
 from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet, load_packs
 from dbpoollint.selection import Selection, drop_contradictions
-from dbpoollint.source import SourceError, decode, read
+from dbpoollint.source import PythonVerdict, SourceError, decode, python_verdict, read
 
 
 @dataclass
@@ -49,6 +54,8 @@ class FileResult:
     summary: ModuleSummary | None = None
     findings: list[Finding] = field(default_factory=list)
     suppressions: Suppressions | None = None
+    # False for a result that says nothing about the file itself (a crashed worker).
+    cacheable: bool = True
 
 
 @dataclass
@@ -56,6 +63,7 @@ class CheckResult:
     findings: list[Finding]
     files_checked: int
     files_parsed: int
+    cache_hits: int = 0
 
 
 FactCollector = (
@@ -85,13 +93,21 @@ def analyse_file(
         result.findings.append(_error(path, "DPL002", f"cannot read file: {error}"))
         return result
     result.suppressions = parse_suppressions(source.text)
+    verdict = python_verdict(path, source.text)
+    if verdict.fatal:
+        # Never hand libcst what crashes its native parser: the whole run would die.
+        if verdict.error is not None:
+            result.findings.append(_python_syntax_error(path, verdict.error))
+        else:
+            result.findings.append(_error(path, "DPL002", f"cannot analyse: {verdict.reason}"))
+        return result
     try:
         module_node = cst.parse_module(data)
     except cst.ParserSyntaxError as error:
-        result.findings.append(_syntax_error(path, source.text, error))
+        result.findings.append(_parse_failure(path, verdict, error))
         return result
     except RecursionError:
-        result.findings.append(_error(path, "DPL002", "too deeply nested to parse"))
+        result.findings.append(_error(path, "DPL002", "cannot analyse: too deeply nested"))
         return result
     package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
     summary = ModuleSummary(path=path, module=module, is_test=is_test)
@@ -114,7 +130,7 @@ def analyse_file(
             for collector in collectors:
                 collector.finish(positions)
     except RecursionError:
-        result.findings.append(_error(path, "DPL002", "too deeply nested to analyse"))
+        result.findings.append(_error(path, "DPL002", "cannot analyse: too deeply nested"))
         return result
     find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
     summary.context_markers = module_markers(data, indexer.imported_modules)
@@ -123,18 +139,26 @@ def analyse_file(
     return result
 
 
-def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding:
-    """Prefer CPython's own message and position; libcst's point past the real mistake."""
-    try:
-        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as python_error:
-        line = python_error.lineno or 1
+def _python_syntax_error(path: str, error: SyntaxError) -> Finding:
+    line, column = error.lineno or 1, error.offset or 1
+    return _error(path, "DPL001", f"SyntaxError: {error.msg}", line, column)
+
+
+def _parse_failure(path: str, verdict: PythonVerdict, error: cst.ParserSyntaxError) -> Finding:
+    """libcst refused the file. CPython's message and position are better than libcst's; when
+    CPython compiles the file it is valid Python that libcst cannot take: not a syntax error."""
+    if verdict.error is not None:
+        return _python_syntax_error(path, verdict.error)
+    first_line = error.message.strip().splitlines()[0] if error.message.strip() else ""
+    message = re.sub(r"^parser error: error at \d+:\d+: ", "", first_line)
+    if verdict.ok:
         return _error(
-            path, "DPL001", f"SyntaxError: {python_error.msg}", line, python_error.offset or 1
+            path,
+            "DPL002",
+            f"cannot analyse: valid Python that libcst cannot parse ({message or 'parser error'})",
+            error.raw_line,
+            error.raw_column + 1,
         )
-    except (ValueError, RecursionError, MemoryError):
-        pass
-    message = re.sub(r"^parser error: error at \d+:\d+: ", "", error.message)
     return _error(
         path,
         "DPL001",
@@ -146,6 +170,8 @@ def _syntax_error(path: str, text: str, error: cst.ParserSyntaxError) -> Finding
 
 # --- worker processes ------------------------------------------------------------------------
 
+# (path, bytes, module, is_test, force): what a worker needs to analyse one file.
+Job = tuple[str, bytes, str, bool, bool]
 _WORKER_PACKS: PackSet | None = None
 
 
@@ -154,7 +180,7 @@ def _init_worker(extra_packs: Sequence[Path]) -> None:
     _WORKER_PACKS = load_packs(extra_packs)
 
 
-def _analyse_in_worker(job: tuple[str, bytes, str, bool, bool]) -> FileResult:
+def _analyse_in_worker(job: Job) -> FileResult:
     assert _WORKER_PACKS is not None
     path, data, module, is_test, force = job
     return analyse_file(path, data, module, is_test, _WORKER_PACKS, force)
@@ -186,15 +212,21 @@ def check_files(
     context: Sequence[FileInput] = (),
     budget: Mapping[str, int] | None = None,
     contexts: frozenset[str] = frozenset(),
+    cache: ResultCache | None = None,
 ) -> CheckResult:
     """Check files; `progress` is called with the number of files analysed as they finish.
 
     `context` holds the project's other modules: they are analysed for their facts (who builds a
     client, who closes it, what a package re-exports) and nothing is reported in them.
+
+    With a `cache`, a file whose bytes, path and settings were seen before is neither analysed
+    nor prefiltered again: its stored result joins the others.
     """
     results: list[FileResult] = []
-    pending: list[tuple[str, bytes, str, bool, bool]] = []
+    pending: list[Job] = []
     skipped: list[FileInput] = []
+    # path -> the cache key of its result: what analyse_file depends on, and the run's mode.
+    keys: dict[str, Job] = {}
     checked = {item.path for item in inputs}
     extra = [item for item in context if item.path not in checked and item.data is not None]
     for item in [*inputs, *extra]:
@@ -202,22 +234,48 @@ def check_files(
             results.append(
                 FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
             )
-        elif (force_parse and item.path in checked) or (
-            not item.is_test and packs.worth_parsing(item.data)
-        ):
+            continue
+        forced = force_parse and item.path in checked
+        if item.is_test and not forced:
             # Tests and conftest build clients per test on purpose and no rule reports them,
             # so they are not parsed at all.
+            skipped.append(item)
+            continue
+        key = (item.path, item.data, item.module, item.is_test, forced)
+        cached = cache.get(key) if cache is not None else None
+        if cached is not None and _is_skip(cached):
+            skipped.append(item)
+        elif cached is not None:
+            results.append(cached)
+        elif forced or packs.worth_parsing(item.data):
+            keys[item.path] = key
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
+            if cache is not None:
+                cache.put(key, FileResult(item.path))
     if progress is not None:
         progress(len(inputs) - sum(1 for job in pending if job[0] in checked))
-    results.extend(_run_jobs(pending, packs, extra_packs, jobs, _only(progress, checked)))
+    analysed = _run_jobs(pending, packs, extra_packs, jobs, _only(progress, checked))
+    results.extend(analysed)
     # A module can reach a client only through a function of this project that builds one
     # (`from proj.db import get_db` in a tasks module importing no framework): parse the
     # skipped files that mention such a function by name, so the join can follow the call.
     second = _mentioning_builders(skipped, results)
-    results.extend(_run_jobs(second, packs, extra_packs, jobs, _only(progress, checked)))
+    fresh: list[Job] = []
+    for job in second:
+        cached = cache.get(job) if cache is not None else None
+        if cached is not None:
+            results.append(cached)
+        else:
+            keys[job[0]] = job
+            fresh.append(job)
+    analysed_second = _run_jobs(fresh, packs, extra_packs, jobs, _only(progress, checked))
+    results.extend(analysed_second)
+    if cache is not None:
+        for result in (*analysed, *analysed_second):
+            if result.cacheable:
+                cache.put(keys[result.path], result)
     parsed = {job[0] for job in second}
     # DPL009 judges every noqa directive naming our codes, also in files no rule parses.
     stale_noqa = selection.enabled(UNUSED_NOQA)
@@ -240,8 +298,14 @@ def check_files(
     return CheckResult(
         findings,
         files_checked=len(inputs),
-        files_parsed=sum(1 for job in [*pending, *second] if job[0] in checked),
+        files_parsed=sum(1 for job in [*pending, *fresh] if job[0] in checked),
+        cache_hits=cache.hits if cache is not None else 0,
     )
+
+
+def _is_skip(result: FileResult) -> bool:
+    """The stored verdict of the prefilter: nothing in this file can matter."""
+    return result.summary is None and not result.findings and result.suppressions is None
 
 
 def _only(
@@ -262,9 +326,7 @@ def _directives_only(item: FileInput) -> Suppressions | None:
         return None
 
 
-def _mentioning_builders(
-    skipped: Sequence[FileInput], results: Sequence[FileResult]
-) -> list[tuple[str, bytes, str, bool, bool]]:
+def _mentioning_builders(skipped: Sequence[FileInput], results: Sequence[FileResult]) -> list[Job]:
     """Skipped files the join needs after all: those naming a function that builds a client, and
     package `__init__` modules that re-export (`from .cache import client`)."""
     names = {
@@ -291,10 +353,13 @@ def _mentioning_builders(
 
 
 _REEXPORT = re.compile(rb"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]", re.MULTILINE)
+# Files per task: big enough to amortise the pickling, small enough that a worker that dies
+# takes few files with it (those are then rerun one per process).
+CHUNK = 4
 
 
 def _run_jobs(
-    pending: list[tuple[str, bytes, str, bool, bool]],
+    pending: list[Job],
     packs: PackSet,
     extra_packs: Sequence[Path],
     jobs: int | None,
@@ -309,13 +374,89 @@ def _run_jobs(
             results.append(analyse_file(*job[:4], packs, job[4]))
             tick(job[0])
         return results
+    chunks = deque(
+        [(start, pending[start : start + CHUNK]) for start in range(0, len(pending), CHUNK)]
+    )
+    by_index: dict[int, FileResult] = {}
+    while chunks:
+        for start, chunk in _run_pool(chunks, workers, extra_packs, by_index, tick):
+            # The pool broke while these were in flight: one of them may kill any process
+            # it runs in, so each gets a process of its own.
+            for offset, job in enumerate(chunk):
+                by_index[start + offset] = _analyse_alone(job, extra_packs)
+                tick(job[0])
+    return [by_index[index] for index in sorted(by_index)]
+
+
+def _run_pool(
+    chunks: deque[tuple[int, list[Job]]],
+    workers: int,
+    extra_packs: Sequence[Path],
+    by_index: dict[int, FileResult],
+    tick: Callable[[str], None],
+) -> list[tuple[int, list[Job]]]:
+    """Run chunks until none is left or a worker dies; return the chunks the death lost."""
+    in_flight: dict[Future[list[FileResult]], tuple[int, list[Job]]] = {}
     with ProcessPoolExecutor(
         max_workers=workers, initializer=_init_worker, initargs=(tuple(extra_packs),)
     ) as executor:
-        for result in executor.map(_analyse_in_worker, pending, chunksize=4):
-            results.append(result)
-            tick(result.path)
-    return results
+        while chunks or in_flight:
+            # Few tasks queued at a time, so a dead worker loses only these.
+            while chunks and len(in_flight) < 2 * workers:
+                start, chunk = chunks.popleft()
+                in_flight[executor.submit(_analyse_chunk, chunk)] = (start, chunk)
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    chunk_results = future.result()
+                except BrokenProcessPool:
+                    return list(in_flight.values())
+                start, chunk = in_flight.pop(future)
+                for offset, result in enumerate(chunk_results):
+                    by_index[start + offset] = result
+                    tick(result.path)
+    return []
+
+
+def _analyse_chunk(chunk: list[Job]) -> list[FileResult]:
+    return [_analyse_in_worker(job) for job in chunk]
+
+
+def _analyse_alone(job: Job, extra_packs: Sequence[Path]) -> FileResult:
+    """Analyse one file in a process of its own; a death there is that file's finding."""
+    context = multiprocessing.get_context()
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_alone_in_process, args=(sender, job, tuple(extra_packs)))
+    process.start()
+    sender.close()
+    try:
+        result: FileResult = receiver.recv()
+    except EOFError:
+        process.join()
+        code = process.exitcode or 0
+        cause = signal.Signals(-code).name if code < 0 else f"exit status {code}"
+        return FileResult(
+            job[0],
+            cacheable=False,
+            findings=[
+                _error(
+                    job[0],
+                    "DPL002",
+                    f"cannot analyse: the process analysing this file died ({cause}); "
+                    "please report it",
+                )
+            ],
+        )
+    finally:
+        receiver.close()
+    process.join()
+    return result
+
+
+def _alone_in_process(sender: Connection, job: Job, extra_packs: tuple[Path, ...]) -> None:
+    _init_worker(extra_packs)
+    sender.send(_analyse_in_worker(job))
+    sender.close()
 
 
 def join(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import codecs
 import io
 import tokenize
@@ -51,3 +52,59 @@ def read(path: Path) -> bytes:
 
 def has_bom(data: bytes) -> bool:
     return data.startswith(codecs.BOM_UTF8)
+
+
+# CPython's tokenizer refuses deeper bracket nesting with "too many nested parentheses";
+# libcst's native parser overflows its stack (a segfault) a few thousand levels down.
+MAX_BRACKET_DEPTH = 200
+_OPENING, _CLOSING = frozenset("([{"), frozenset(")]}")
+_NESTING_MESSAGES = ("too many nested parentheses", "too many levels of indentation")
+
+
+@dataclass(frozen=True)
+class PythonVerdict:
+    """What CPython's own parser says about a file, before libcst is given it."""
+
+    ok: bool
+    # A syntax error CPython reports; libcst may still parse newer syntax, unless `fatal`.
+    error: SyntaxError | None = None
+    # Nesting no parser here can take (libcst would crash): report it, never parse it.
+    fatal: bool = False
+    reason: str = ""
+
+
+def python_verdict(path: str, text: str) -> PythonVerdict:
+    """Ask CPython's C parser first: it is ~10x faster than libcst and bounds its own nesting."""
+    try:
+        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:
+        if any(m in (error.msg or "") for m in _NESTING_MESSAGES):
+            return PythonVerdict(False, error, fatal=True)
+        # An earlier mistake hides the nesting from CPython: measure it ourselves.
+        if bracket_depth_exceeds(text, MAX_BRACKET_DEPTH):
+            return PythonVerdict(False, error, fatal=True)
+        return PythonVerdict(False, error)
+    except (RecursionError, MemoryError):
+        return PythonVerdict(False, fatal=True, reason="too deeply nested for Python's parser")
+    except ValueError as error:  # null bytes
+        if bracket_depth_exceeds(text, MAX_BRACKET_DEPTH):
+            return PythonVerdict(False, fatal=True, reason=str(error))
+        return PythonVerdict(False, reason=str(error))
+    return PythonVerdict(True)
+
+
+def bracket_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether brackets nest deeper than `limit`, strings and comments aside (tokenize)."""
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.OP:
+                if token.string in _OPENING:
+                    depth += 1
+                    if depth > limit:
+                        return True
+                elif token.string in _CLOSING:
+                    depth = max(depth - 1, 0)
+    except (tokenize.TokenError, SyntaxError, RecursionError, MemoryError):
+        return depth > limit
+    return False

@@ -1,0 +1,156 @@
+"""Per-file results cached by content: an unchanged file is never parsed twice.
+
+An entry is one file's `FileResult` (summary, findings, suppressions), pickled, under a key
+that hashes everything the result depends on: the file's bytes, its path, module name and
+test status, the tool's own code, and the packs' contents. Nothing else feeds `analyse_file`:
+selection, per-file ignores and fix values apply in the join, which always reruns from the
+(cached) summaries, so a change there needs no invalidation. The cache does not care what a
+summary holds: a change to the dataclasses changes the tool fingerprint, and an entry that
+cannot be unpickled or carries another stamp is a miss, rewritten by the run.
+
+Writes go to a temporary file in the same folder and are renamed over the entry, so two
+concurrent runs never see half an entry: the last rename wins, and both are valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dbpoollint import __version__
+from dbpoollint.packs import builtin_pack_dir
+
+if TYPE_CHECKING:
+    from dbpoollint.engine import FileResult, Job
+
+CACHE_FOLDER = ".dbpoollint_cache"
+ENV_VARIABLE = "DBPOOLLINT_CACHE_DIR"
+# Bump when the layout of an entry changes.
+FORMAT = "dbpoollint-cache-1"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def cache_folder(root: Path, configured: str | None = None) -> Path:
+    """`DBPOOLLINT_CACHE_DIR`, else `cache-dir` from the config (relative to its folder),
+    else `.dbpoollint_cache/` at the project root."""
+    chosen = os.environ.get(ENV_VARIABLE) or configured
+    if chosen:
+        path = Path(chosen).expanduser()
+        return path if path.is_absolute() else root / path
+    return root / CACHE_FOLDER
+
+
+def _tool_fingerprint() -> str:
+    """The version, plus every source file's size and mtime: a development checkout whose
+    code changed must not reuse results of the old code."""
+    digest = hashlib.sha256(f"{FORMAT}\0{__version__}".encode())
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        stat = path.stat()
+        digest.update(
+            f"\0{path.relative_to(_PACKAGE)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        )
+    return digest.hexdigest()
+
+
+def packs_fingerprint(pack_files: Iterable[Path]) -> str:
+    """The contents of every pack file (built-in and the user's), in order."""
+    digest = hashlib.sha256()
+    for path in pack_files:
+        digest.update(str(path).encode() + b"\0")
+        with contextlib.suppress(OSError):
+            digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class ResultCache:
+    """`get(job)` / `put(job, result)`; a job is the tuple `analyse_file` runs on."""
+
+    def __init__(self, folder: Path, extra_packs: Sequence[Path] = ()) -> None:
+        self.folder = folder
+        pack_files = [*sorted(builtin_pack_dir().glob("*.toml")), *extra_packs]
+        self.salt = f"{_tool_fingerprint()}\0{packs_fingerprint(pack_files)}".encode()
+        self.hits = 0
+        self.misses = 0
+        self._ready = False
+
+    def key(self, job: Job) -> str:
+        path, data, module, is_test, force = job
+        digest = hashlib.sha256(self.salt)
+        digest.update(f"\0{path}\0{module}\0{is_test}\0{force}\0".encode())
+        digest.update(data)
+        return digest.hexdigest()
+
+    def _entry(self, key: str) -> Path:
+        return self.folder / "files" / key[:2] / key
+
+    def get(self, job: Job) -> FileResult | None:
+        key = self.key(job)
+        try:
+            with open(self._entry(key), "rb") as handle:
+                stamp, stored_key, result = pickle.load(handle)
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except Exception:  # corrupt, truncated, or written by an incompatible version
+            self.misses += 1
+            return None
+        if stamp != FORMAT or stored_key != key or getattr(result, "path", None) != job[0]:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return result  # type: ignore[no-any-return]
+
+    def put(self, job: Job, result: FileResult) -> None:
+        """Store atomically; a cache that cannot be written only costs speed."""
+        key = self.key(job)
+        entry = self._entry(key)
+        try:
+            self._prepare(entry.parent)
+            _write_atomically(entry, pickle.dumps((FORMAT, key, result), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return
+
+    def _prepare(self, directory: Path) -> None:
+        if not self._ready:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():
+                # Like ruff's cache: the folder keeps itself out of version control.
+                _write_atomically(ignore, b"# Automatically created by dbpoollint.\n*\n")
+            tag = self.folder / "CACHEDIR.TAG"
+            if not tag.exists():
+                _write_atomically(tag, b"Signature: 8a477f597d28d172789f06886806bc55\n")
+            self._ready = True
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def clean(folder: Path) -> bool:
+    """Remove the cache folder; False when there was none."""
+    if not folder.exists():
+        return False
+    if not (folder / "CACHEDIR.TAG").is_file():
+        # `cache-dir = "."` must not make `clean` delete a project.
+        raise OSError(
+            f"{folder}: has no CACHEDIR.TAG, so it is not a dbpoollint cache; not removed"
+        )
+    shutil.rmtree(folder)
+    return True
