@@ -517,3 +517,22 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
     manifest_path = root.parent / f"{root.name}.expected.json"
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return SyntheticCorpus(root, files, tuple(expected), good_count)
+
+
+def big_module(path: Path, lines: int, seed: int = 0) -> int:
+    """One module of about `lines` lines: plain blocks with a DB handler every ~2,000 lines,
+    the shape of a generated or long-grown service module. Returns the expected DPL101s."""
+    rng = random.Random(seed)
+    writer = _ModuleWriter(rng)
+    parts: list[str] = []
+    count = expected = 0
+    while count < lines:
+        pattern = _BAD[expected % len(_BAD)]
+        part = writer.module(2000, pattern)
+        # Each part repeats its imports: fine for Python, and every handler stays resolvable.
+        text = part.replace("from __future__ import annotations\n", "")
+        expected += text.count(EXPECT_MARKER)
+        parts.append(text.replace("_view(", f"_view_{len(parts)}("))
+        count += text.count("\n")
+    path.write_text("from __future__ import annotations\n" + "\n".join(parts), encoding="utf-8")
+    return expected

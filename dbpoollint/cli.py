@@ -31,6 +31,7 @@ from dbpoollint.discovery import (
     module_name,
     pins_above,
     project_modules,
+    resolved,
 )
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
@@ -500,10 +501,10 @@ def _unlistable(folder: Path) -> FileInput:
 def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) -> list[FileInput]:
     """The project's other modules, read for cross-module facts only (see SPEC: whole project)."""
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
-    wanted = {Path(p).resolve() for p in checked}
+    wanted = {resolved(Path(p)) for p in checked}
     context = []
     for path, root in project_modules(targets, excludes, settings.respect_gitignore):
-        if path.resolve() in wanted or is_test_file(path, root):
+        if resolved(path) in wanted or is_test_file(path, root):
             continue
         display = os.path.relpath(path)
         context.append(read_input(path, module_name(path), False, display, module_aliases(path)))

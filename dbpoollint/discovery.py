@@ -91,7 +91,7 @@ class Excludes:
         if path.name in DEFAULT_EXCLUDES:
             return True
         try:
-            relative = _resolved(path).relative_to(self.root).as_posix()
+            relative = resolved(path).relative_to(self.root).as_posix()
         except ValueError:
             relative = path.as_posix()
         for pattern in self.patterns:
@@ -103,12 +103,12 @@ class Excludes:
 
     def excluded_with_parents(self, path: Path) -> bool:
         """For --force-exclude: a file is excluded when it or any folder above it is."""
-        absolute = _resolved(path)
+        absolute = resolved(path)
         chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
         return any(self.excluded(p) for p in chain)
 
 
-def _resolved(path: Path) -> Path:
+def resolved(path: Path) -> Path:
     """`path.resolve()`, except that a symlink loop stays itself (to be reported, not a crash)."""
     try:
         return path.resolve()
@@ -138,8 +138,8 @@ def discover(
         if not given.is_dir():
             if force_exclude and excludes.excluded_with_parents(given):
                 continue
-            if _resolved(given) not in seen:
-                seen.add(_resolved(given))
+            if resolved(given) not in seen:
+                seen.add(resolved(given))
                 yield given, given.parent
             continue
         for found in _walk(given, excludes, respect_gitignore, seen):
@@ -230,15 +230,15 @@ def pins_above(targets: Sequence[Path], known: set[Path]) -> list[Path]:
     `dbpoollint check src/` should still know the versions the project's root pins.
     """
     found: list[Path] = []
-    seen = {_resolved(p) for p in known}
+    seen = {resolved(p) for p in known}
     for target in targets:
-        start = _resolved(target)
+        start = resolved(target)
         start = start if start.is_dir() else start.parent
         for directory in [*start.parents][: _depth_to_root(start)]:
             for pattern in PIN_FILE_PATTERNS:
                 for candidate in sorted(directory.glob(pattern)):
-                    if candidate.is_file() and _resolved(candidate) not in seen:
-                        seen.add(_resolved(candidate))
+                    if candidate.is_file() and resolved(candidate) not in seen:
+                        seen.add(resolved(candidate))
                         found.append(candidate)
     return found
 
@@ -260,7 +260,7 @@ def _walk(
 ) -> Iterator[Path]:
     gitignore = GitIgnore()
     if respect_gitignore:
-        absolute = _resolved(top)
+        absolute = resolved(top)
         git_root = _git_root(absolute)
         if git_root is not None:
             for directory in reversed([absolute, *absolute.parents]):
@@ -270,13 +270,13 @@ def _walk(
     for walked, dirnames, filenames in os.walk(top, onerror=unreadable.append):
         current = Path(walked)
         if respect_gitignore:
-            gitignore.load(_resolved(current))
+            gitignore.load(resolved(current))
         kept = []
         for name in sorted(dirnames):
             child = current / name
             if excludes.excluded(child):
                 continue
-            if respect_gitignore and gitignore.ignored(_resolved(child), True):
+            if respect_gitignore and gitignore.ignored(resolved(child), True):
                 continue
             kept.append(name)
         dirnames[:] = kept
@@ -286,23 +286,23 @@ def _walk(
             child = current / name
             if excludes.excluded(child):
                 continue
-            if respect_gitignore and gitignore.ignored(_resolved(child), False):
+            if respect_gitignore and gitignore.ignored(resolved(child), False):
                 continue
-            resolved = _resolved(child)
-            if resolved not in seen:
-                seen.add(resolved)
+            real = resolved(child)
+            if real not in seen:
+                seen.add(real)
                 yield child
     # A folder that cannot be listed (chmod 000) is yielded, to be reported as DPL002, not
     # skipped in silence: its files would otherwise vanish from a "clean" run.
     for error in unreadable if wanted is _is_python else []:
-        if error.filename is not None and _resolved(Path(error.filename)) not in seen:
-            seen.add(_resolved(Path(error.filename)))
+        if error.filename is not None and resolved(Path(error.filename)) not in seen:
+            seen.add(resolved(Path(error.filename)))
             yield Path(error.filename)
 
 
 def module_name(path: Path) -> str:
     """The dotted module name, walking up through packages (folders with __init__.py)."""
-    absolute = _resolved(path)
+    absolute = resolved(path)
     parts = [] if absolute.stem == "__init__" else [absolute.stem]
     directory = absolute.parent
     while (directory / "__init__.py").exists() and directory.parent != directory:
@@ -326,7 +326,7 @@ def module_aliases(path: Path) -> tuple[str, ...]:
     repository's root: the resolver knows it by all three.
     """
     name = module_name(path)
-    directory = path.resolve().parent
+    directory = resolved(path).parent
     for _ in range(name.count(".") + (path.stem == "__init__")):
         directory = directory.parent
     aliases: list[str] = []
@@ -347,7 +347,7 @@ def _is_root(directory: Path) -> bool:
 
 def project_root(target: Path) -> Path:
     """The nearest folder at or above `target` with a root marker (pyproject.toml, .git, ...)."""
-    start = target.resolve()
+    start = resolved(target)
     start = start if start.is_dir() else start.parent
     for directory in [start, *start.parents]:
         if _is_root(directory):
@@ -391,7 +391,7 @@ def is_test_file(path: Path, base: Path | None = None) -> bool:
     name = path.name
     if base is not None:
         with contextlib.suppress(ValueError):
-            path = _resolved(path).relative_to(_resolved(base))
+            path = resolved(path).relative_to(resolved(base))
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
     return any(part in TEST_DIRECTORIES for part in path.parts[:-1])

@@ -126,6 +126,10 @@ def test_symlink_loop_is_one_dpl002(project: Path) -> None:
             "loop.py:1:1: DPL002 cannot read file: Too many levels of symbolic links"
         ]
     assert len(lines(run_cli(["check", "."]).output, "DPL101")) == 1
+    # As one of the project's other modules (read for cross-module facts), it is no crash either.
+    result = run_cli(["check", "view.py"])
+    assert result.exit_code == 1, result.output
+    assert len(lines(result.output, "DPL101")) == 1
 
 
 def test_fix_writes_a_symlinks_target_and_keeps_the_link(project: Path) -> None:

@@ -8,9 +8,11 @@ from dbpoollint.checks.base import Finding, Project, Rule
 class UnreadableFile(Rule):
     """
     ## What it does
-    Reports a file that cannot be read or analysed: permission denied, bytes that are not valid
-    in the file's encoding (UTF-8 unless a PEP 263 coding cookie says otherwise), or nesting too
-    deep for the parser's recursion limit. The file is skipped; the others are still checked.
+    Reports a file that cannot be read or analysed: permission denied, a symlink loop, bytes
+    that are not valid in the file's encoding (UTF-8 unless a PEP 263 coding cookie says
+    otherwise), nesting too deep for the parser, valid Python that libcst cannot parse (more
+    than 3,000 implicitly concatenated strings), or a file whose analysis killed the process
+    analysing it. The file is skipped; the others are still checked.
 
     ## Why is this bad?
     dbpoollint says nothing about a file it could not read, so a clean run would be a lie.
