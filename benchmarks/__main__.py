@@ -297,6 +297,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="print results as JSON on stdout (table on stderr)"
     )
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="check the performance targets P1-P4 and the start-up, each PASS or FAIL",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds per target")
+    parser.add_argument(
+        "--big-lines", type=int, default=200_000, help="lines of the one-big-file target"
+    )
+    parser.add_argument(
+        "--big-timeout", type=float, default=180, help="seconds before the big file is a FAIL"
+    )
+    parser.add_argument(
+        "--real",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure a real application downloaded from its sdist (for --targets)",
+    )
     args = parser.parse_args(argv)
     if args.synthetic < 0 or not 0.0 <= args.density <= 1.0:
         parser.error("--synthetic must be >= 0 and --density within [0, 1]")
@@ -312,6 +330,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     def command(target: Path) -> list[str]:
         flags = ["--output-format", "json", "--exit-zero", "--quiet"]
         return [*base, "check", str(target), *flags, *jobs, *extra]
+
+    if args.targets:
+        from benchmarks.targets import run_targets
+
+        workdir = Path(tempfile.mkdtemp(prefix="dbpoollint-targets-"))
+        try:
+            return run_targets(
+                base,
+                args.jobs or 2,
+                args.rounds,
+                args.synthetic or 1000,
+                args.big_lines,
+                args.big_timeout,
+                args.real,
+                workdir,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     results: list[Result] = []
     if args.stdlib:
