@@ -70,13 +70,30 @@ def test_multiplexer_sees_what_separate_walks_see(skip: type[cst.CSTNode] | None
     assert together[2].events == alone[2].events
 
 
-def test_multiplexer_refuses_attribute_callbacks() -> None:
-    class UsesAttributes(cst.CSTVisitor):
-        def visit_Call_func(self, node: cst.Call) -> None:
-            pass
+class LoopBodies(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_body = 0
+        self.calls: list[str] = []
 
-    with pytest.raises(TypeError, match="visit_Call_func"):
-        Multiplexer([UsesAttributes()])
+    def visit_For_body(self, node: cst.For) -> None:
+        self.in_body += 1
+
+    def leave_For_body(self, node: cst.For) -> None:
+        self.in_body -= 1
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self.in_body and isinstance(node.func, cst.Name):
+            self.calls.append(node.func.value)
+
+
+def test_multiplexer_forwards_attribute_callbacks() -> None:
+    source = "for x in f():\n    g()\nh()\n"
+    alone = LoopBodies()
+    cst.parse_module(source).visit(alone)
+    together = LoopBodies()
+    cst.parse_module(source).visit(Multiplexer([CallNames(), together]))
+    assert together.calls == alone.calls == ["g"]
 
 
 def test_positions_are_resolved_once_per_file(monkeypatch: pytest.MonkeyPatch) -> None:

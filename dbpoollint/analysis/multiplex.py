@@ -28,17 +28,17 @@ class Multiplexer(cst.CSTVisitor):
 
     def __init__(self, visitors: Sequence[cst.CSTVisitor]) -> None:
         super().__init__()
-        for visitor in visitors:
-            # Attribute callbacks (`visit_Call_func`) are not forwarded: they cost a lookup
-            # per field of every node, and no collector needs them.
-            names = [
-                n
-                for n in dir(type(visitor))
-                if _ATTRIBUTE_CALLBACK.match(n) and _own(type(visitor), n) is not None
-            ]
-            if names:
-                raise TypeError(f"{type(visitor).__name__} uses attribute callbacks: {names}")
         self.visitors = tuple(visitors)
+        # Attribute callbacks (`visit_For_body`) cost a lookup per field of every node: they are
+        # forwarded only to the visitors that define some.
+        self._attribute_users = tuple(
+            (index, visitor)
+            for index, visitor in enumerate(self.visitors)
+            if any(
+                _ATTRIBUTE_CALLBACK.match(n) and _own(type(visitor), n) is not None
+                for n in dir(type(visitor))
+            )
+        )
         # visitor index -> the node whose subtree it skips (it sees that node's leave).
         self._skipping: dict[int, cst.CSTNode] = {}
         self._enter: dict[type[cst.CSTNode], tuple[tuple[int, Enter], ...]] = {}
@@ -83,10 +83,14 @@ class Multiplexer(cst.CSTVisitor):
                 del skipping[index]
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        return None
+        for index, visitor in self._attribute_users:
+            if index not in self._skipping:
+                visitor.on_visit_attribute(node, attribute)
 
     def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        return None
+        for index, visitor in self._attribute_users:
+            if index not in self._skipping:
+                visitor.on_leave_attribute(original_node, attribute)
 
 
 def _own(cls: type, name: str) -> object | None:
