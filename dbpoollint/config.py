@@ -56,6 +56,8 @@ def _contexts(values: list[str]) -> str | None:
     if unknown is None:
         return None
     return f"unknown context `{unknown}` (one of {', '.join(f'`{w}`' for w in WIDENING)})"
+
+
 def _string(value: Any) -> str | None:
     return None if isinstance(value, str) and value else f"expected a path, got {value!r}"
 

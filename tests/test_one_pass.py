@@ -131,20 +131,23 @@ def test_function_keys_follow_the_indexer_scheme() -> None:
 
 
 def test_shutdown_hook_defined_below_its_registration(tmp_path: Path) -> None:
-    """In one walk the hook is registered before the indexer has seen its `def`."""
+    """In one walk the hook is registered before the indexer has seen its `def`.
+
+    An async engine: DPL301 judges a sync one only with `contexts = ["process-exit"]`.
+    """
     path = tmp_path / "app.py"
     path.write_text(
         "from fastapi import FastAPI\n"
-        "from sqlalchemy import create_engine\n\n"
-        'engine = create_engine("postgresql://app@db/app", pool_pre_ping=True)\n'
+        "from sqlalchemy.ext.asyncio import create_async_engine\n\n"
+        'engine = create_async_engine("postgresql+asyncpg://app@db/app", pool_pre_ping=True)\n'
         "app = FastAPI()\n\n\n"
         '@app.get("/")\n'
         "def index():\n"
         "    return {}\n\n\n"
         "def create_app():\n"
         '    app.add_event_handler("shutdown", close_engine)\n\n\n'
-        "def close_engine():\n"
-        "    engine.dispose()\n"
+        "async def close_engine():\n"
+        "    await engine.dispose()\n"
     )
     assert [f["code"] for f in check_json(path) if f["code"] == "DPL301"] == []
     path.write_text(

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dbpoollint.analysis.model import DecoratorFact, ModuleSummary
+from dbpoollint.discovery import resolved
 
 SERVICE = "service"
 ONE_OFF = "one-off"
@@ -68,7 +69,7 @@ def path_context(path: Path, base: Path | None = None) -> str:
     name, on_disk = path.name, path
     if base is not None:
         with contextlib.suppress(ValueError):
-            path = path.resolve().relative_to(base.resolve())
+            path = resolved(path).relative_to(resolved(base))
     folders = [part.lower() for part in path.parts[:-1]]
     if any(part in EXAMPLE_DIRECTORIES for part in folders) or any(
         fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
