@@ -18,6 +18,9 @@ from dbpoollint.packs import PackSet, Pooler
 # Parts we cannot know statically: f-string holes, `${VAR}`/`$VAR`, `%(name)s`, `<placeholder>`.
 _UNKNOWN = re.compile(r"\{[^{}]*\}|\$\{[^}]*\}|\$[A-Za-z_]\w*|%\([^)]*\)s|<[^<>]*>")
 _URL_IN_TEXT = re.compile(r"(?P<url>\b[a-z][a-z0-9+.-]*://[^\s'\"`]+)", re.IGNORECASE)
+# SQLAlchemy's own URL pattern: a user name without `:` or `/`, then a password up to the `@`.
+# Not `host:5432/db?x=a@b`: a port and a path are no password.
+_USERINFO_WITH_SLASH = re.compile(r"(?P<userinfo>[^:/@?\s]*:(?!\d+[/?])[^@\s]*[/#?][^@\s]*)@")
 _KEYWORD_DSN = re.compile(r"(?:^|\s)(?P<key>\w+)\s*=\s*(?P<value>'[^']*'|\S+)")
 
 
@@ -65,13 +68,22 @@ def _parse_url(text: str) -> ParsedUrl | None:
         return f"\x00{len(holes) - 1}\x00"
 
     hidden = _UNKNOWN.sub(hide, rest)
+    userinfo, at = "", ""
+    unescaped = _USERINFO_WITH_SLASH.match(hidden)
+    if unescaped is not None and "@" not in hidden.partition("/")[0]:
+        # `user:/#Rp8+A9*&F@host`: a password with `/` or `#` left unescaped. SQLAlchemy's
+        # parser takes everything up to the `@` as the password, and so do we.
+        userinfo, at, hidden = unescaped.group("userinfo"), "@", hidden[unescaped.end() :]
     netloc, _, path_query = hidden.partition("/")
     if "?" in netloc:  # `postgresql://host?x=y`
         netloc, _, query = netloc.partition("?")
         path_query = "?" + query
-    userinfo, at, hostport = netloc.rpartition("@")
     if not at:
-        userinfo, hostport = "", netloc
+        userinfo, at, hostport = netloc.rpartition("@")
+        if not at:
+            userinfo, hostport = "", netloc
+    else:
+        hostport = netloc
     user, colon, password = userinfo.partition(":")
     host, port, port_unknown = _host_port(hostport)
     database, _, query = path_query.partition("?")
@@ -187,6 +199,8 @@ def mask(text: str) -> str:
     in keyword DSNs and query strings too. Every message that shows a URL goes through this."""
     # Greedy up to the last `@` before the path: a password may contain `@` itself.
     masked = re.sub(r"(://[^/\s:@]*:)[^\s/]*@", r"\1***@", text)
+    # A password with an unescaped `/` or `#` (`user:/#Rp8@host`), as SQLAlchemy reads it.
+    masked = re.sub(r"(://[^/\s:@?]*:)(?!\d+[/?])[^@\s]*[/#?][^@\s]*@", r"\1***@", masked)
     return re.sub(r"(?i)\b(password|passwd|pwd)(\s*=\s*)('[^']*'|[^\s&;]+)", r"\1\2***", masked)
 
 

@@ -12,7 +12,7 @@ import pytest
 from dbpoollint.output import FORMATTERS
 from tests.conftest import run_cli
 
-SECRETS = ("Xk82-vqPz7", "Hq7-rT2x9", "Zp3-kW8m1q", "Wd5-nB3c8")
+SECRETS = ("Xk82-vqPz7", "Hq7-rT2x9", "Zp3-kW8m1q", "Wd5/#nB3c8")
 APP = """\
 import asyncpg
 from sqlalchemy import create_engine
@@ -21,8 +21,9 @@ engine = create_engine("postgresql://app:Xk82-vqPz7@db.example.com:5432/app")
 
 
 async def startup(app):
+    # `/` and `#` left unescaped in the password: SQLAlchemy and asyncpg still read them
     app.pool = await asyncpg.create_pool(
-        "postgresql://app:Wd5-nB3c8@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
+        "postgresql://app:Wd5/#nB3c8@aws-0-eu-west-1.pooler.supabase.com:6543/postgres"
     )
 """
 FILES = {

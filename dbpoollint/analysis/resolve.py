@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from dbpoollint.analysis.model import ModuleSummary
 
@@ -35,6 +36,15 @@ class Resolved:
     @property
     def is_class(self) -> bool:
         return self.key in self.summary.classes
+
+
+def _root_holds(summary: ModuleSummary, name: str, near: str) -> bool:
+    """`backend/app/core/config.py` named `app.core.config` has root `backend/`: does it hold
+    `near` (`backend/alembic/env.py`)?"""
+    parts = PurePath(summary.path).parts
+    depth = len(name.split(".")) + (PurePath(summary.path).stem == "__init__")
+    root = PurePath(*parts[: len(parts) - depth]) if len(parts) > depth else PurePath()
+    return root in PurePath(near).parents
 
 
 def defines(summary: ModuleSummary, key: str) -> bool:
@@ -67,6 +77,20 @@ class ModuleIndex:
             parts = summary.module.split(".")
             for start in range(1, len(parts)):
                 self.suffixes.setdefault(".".join(parts[start:]), []).append(summary)
+
+    def module(self, name: str, near: str | None = None) -> ModuleSummary | None:
+        """The module `name` names: exactly, else the one module whose name ends with it
+        (`app.core.config` for `backend/app/core/config.py`: Alembic run from `backend/`).
+        With several (`backend/app` and `worker/app`), the one whose root folder holds `near`,
+        the importing module's path."""
+        exact = self.exact.get(name, [])
+        found = exact or self.suffixes.get(name, [])
+        if len(found) > 1 and near is not None:
+            nearest = [s for s in found if _root_holds(s, name, near)]
+            found = nearest if len(nearest) == 1 else found
+        if exact:
+            return found[0]
+        return found[0] if len(found) == 1 else None
 
     def resolve(self, qualname: str) -> Resolved | None:
         """The definition `qualname` names, following re-exports; None when outside the project."""

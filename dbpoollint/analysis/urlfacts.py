@@ -24,7 +24,7 @@ from dbpoollint.analysis.model import (
 )
 from dbpoollint.analysis.runners import RunnerTracker
 from dbpoollint.analysis.scoped import ScopedVisitor
-from dbpoollint.analysis.values import Value, read_value
+from dbpoollint.analysis.values import ENVIRON_ENV, Value, read_value
 from dbpoollint.packs import PackSet
 
 SETTINGS_BASES = frozenset(
@@ -227,13 +227,15 @@ class UrlFactVisitor(ScopedVisitor):
                         None,
                     )
                     name = read_value(variable, self.qualnames).literal if variable else None
-                    fallback = read_value(default, self.qualnames).literal if default else None
-                    url = Value(
-                        "env",
-                        "dj_database_url",
-                        fallback,
-                        name if isinstance(name, str) else "DATABASE_URL",
-                    )
+                    name = name if isinstance(name, str) and name else "DATABASE_URL"
+                    read = Value("env", "dj_database_url", None, name)
+                    # `default=os.environ.get("OTHER_URL")`, a constant, a literal
+                    url = read
+                    if default is not None:
+                        fallback = self.value(default)
+                        url = Value("either", read.code, items=(("0", read), ("1", fallback)))
+                elif self.value(entry).kind == "env-accessor":  # django-environ `env.db()`
+                    url = self.value(entry)
                 if url is not None:
                     self.pending.append((entry, DjangoDbUrlFact(NO_SPAN, alias, None, url=url)))
 
@@ -359,6 +361,13 @@ class UrlFactVisitor(ScopedVisitor):
                     if isinstance(name, str):
                         self.facts.env_files.append(name)
                     break
+        if self._reads_environ_env_file(node):
+            for arg in node.args:
+                if arg.keyword is None or arg.keyword.value in ("env_file", "path"):
+                    name = read_value(arg.value, self.qualnames).literal
+                    if isinstance(name, str):
+                        self.facts.env_files.append(name)
+                    break
         if not self.facts.is_alembic_env:
             return
         func = node.func
@@ -380,6 +389,15 @@ class UrlFactVisitor(ScopedVisitor):
                         self.pending.append((node, fact))
         elif self.qualnames(func) & INI_READERS:
             self.pending.append((node, MigrationUrlFact(NO_SPAN, "reads-ini")))
+
+    def _reads_environ_env_file(self, node: cst.Call) -> bool:
+        """`environ.Env.read_env(".env.prod")`, or `env.read_env(...)` on an `environ.Env()`."""
+        func = node.func
+        if not isinstance(func, cst.Attribute) or func.attr.value != "read_env":
+            return False
+        if self.qualnames(func.value) & ENVIRON_ENV:
+            return True
+        return self.value(func.value).kind == "env-source"
 
 
 def _is_docstring(statement: cst.CSTNode) -> bool:

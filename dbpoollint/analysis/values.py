@@ -20,6 +20,12 @@ ENV_GETTERS = (
     "decouple.config",  # python-decouple: `config("DATABASE_URL", default=...)`
 )
 ENV_MAPPINGS = ("os.environ",)
+# django-environ: `env = environ.Env()`, then `env("DATABASE_URL")`, `env.str(...)`, `env.db()`.
+ENVIRON_ENV = frozenset({"environ.Env", "environ.environ.Env"})
+ENVIRON_ACCESSORS = frozenset({"str", "url", "db", "db_url", "cache", "cache_url", "get_value"})
+# `env.db()` / `env.db_url()` read DATABASE_URL unless told otherwise (django-environ's
+# DEFAULT_DATABASE_ENV).
+ENVIRON_DEFAULT_VARS = {"db": "DATABASE_URL", "db_url": "DATABASE_URL"}
 URL_CREATE = frozenset(
     {
         "sqlalchemy.URL.create",
@@ -44,6 +50,7 @@ PYDANTIC_URL_TYPES = frozenset(
 )
 # pydantic's `build()` keywords, in SQLAlchemy's `URL.create` terms.
 _PYDANTIC_PARTS = {"scheme": "drivername", "path": "database", "user": "username"}
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 URL_PARTS = ("drivername", "username", "password", "host", "port", "database", "query")
 
 
@@ -58,7 +65,11 @@ class Value:
     (`URL.create(...)` / pydantic `PostgresDsn.build(...)`: `items` are drivername, username,
     password, host, port, database, query), "str-replace" (`x.replace(old, new)`: items
     receiver, old, new), "url-set" (`url.set(...)` / `url.update_query_dict(...)`: items
-    receiver plus the parts set; query parameters as "query:NAME"), "other".
+    receiver plus the parts set; query parameters as "query:NAME"), "either" (`a or b`: items
+    "0", "1", the first one that is set wins), "env-source" (`environ.Env(...)`: `name` the
+    class), "env-accessor" (`env("X")` / `env.db()` on something that may be an
+    `environ.Env`: `name` the variable, items "receiver" and "default"; the URL resolver checks
+    the receiver), "other".
     """
 
     kind: str
@@ -96,6 +107,9 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
         return Value("literal", code, {"True": True, "False": False, "None": None}[node.value])
     if isinstance(node, cst.FormattedString):
         return Value("fstring", code, _fstring_text(node), items=_fstring_parts(node, qualnames))
+    if isinstance(node, cst.BooleanOperation) and isinstance(node.operator, cst.Or):
+        left, right = read_value(node.left, qualnames), read_value(node.right, qualnames)
+        return Value("either", code, items=(("0", left), ("1", right)))
     if isinstance(node, cst.BinaryOperation):
         built = _binary(node, code, qualnames)
         if built is not None:
@@ -117,11 +131,17 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
         if built is not None:
             return built
         names = qualnames(node.func)
+        if names & ENVIRON_ENV:
+            return Value("env-source", code, name="environ.Env")
         if names & frozenset(ENV_GETTERS) and node.args:
             first = read_value(node.args[0].value, qualnames)
             given = [a for a in node.args if a.keyword is None or a.keyword.value == "default"]
             default = read_value(given[1].value, qualnames) if len(given) > 1 else None
             if isinstance(first.literal, str):
+                if default is not None and default.kind not in ("literal", "other"):
+                    # `os.getenv("DATABASE_URL", settings.DEFAULT_URL)`: either, in that order
+                    read = Value("env", code, None, first.literal)
+                    return Value("either", code, items=(("0", read), ("1", default)))
                 fallback = default.literal if default is not None else None
                 return Value("env", code, fallback, first.literal)
         if names & frozenset({"builtins.dict", "dict"}) or (
@@ -141,12 +161,44 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
             template = node.func.value.evaluated_value
             if isinstance(template, str):
                 return _format(template, node, code, qualnames)
+        accessor = _environ_accessor(node, code, qualnames)
+        if accessor is not None:
+            return accessor
     if isinstance(node, cst.Dict):
         return Value("dict", code, items=_dict_items(node, qualnames))
     if isinstance(node, cst.Name | cst.Attribute):
         resolved = sorted(qualnames(node))
         return Value("name", code, name=resolved[0] if resolved else code)
     return Value("other", code)
+
+
+def _environ_accessor(node: cst.Call, code: str, qualnames: QualifiedNames) -> Value | None:
+    """`env("DATABASE_URL")`, `env.str("X", default=...)`, `env.db()`: a read of variable X
+    through a receiver that may be a django-environ `Env` (the URL resolver checks it)."""
+    func = node.func
+    if isinstance(func, cst.Attribute) and func.attr.value in ENVIRON_ACCESSORS:
+        receiver, method = func.value, func.attr.value
+    elif isinstance(func, cst.Name):
+        receiver, method = func, ""
+    else:
+        return None
+    if not isinstance(receiver, cst.Name | cst.Attribute):
+        return None
+    positional = [a.value for a in node.args if a.keyword is None and a.star == ""]
+    keywords = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+    var_node = positional[0] if positional else keywords.get("var")
+    variable: object = ENVIRON_DEFAULT_VARS.get(method)
+    if var_node is not None:
+        variable = read_value(var_node, qualnames).literal
+    if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
+        return None
+    default_node = keywords.get("default")
+    if default_node is None and method in ENVIRON_DEFAULT_VARS and len(positional) > 1:
+        default_node = positional[1]  # `db_url(var, default, engine)`
+    items: list[tuple[str, Value]] = [("receiver", read_value(receiver, qualnames))]
+    if default_node is not None:
+        items.append(("default", read_value(default_node, qualnames)))
+    return Value("env-accessor", code, name=variable, items=tuple(items))
 
 
 def _dict_items(node: cst.Dict, qualnames: QualifiedNames) -> tuple[tuple[str, Value], ...]:

@@ -30,11 +30,13 @@ class PoolerUrlInMigrations(Rule):
     is taken to use it. The message names the URL's origin chain
     (`env.py:6 <- settings.DATABASE_URL <- .env.production:3`).
 
-    URLs are followed from literals, f-strings, `os.environ`/`os.getenv` (through the env files
-    of the checked paths, `.env*`, `*.env`, `env.*` and any file loaded by name with
-    `load_dotenv(...)`, pydantic `env_file`, compose `env_file:` or `--env-file`; docker-compose
-    `environment:` and serverless files), module constants,
-    local helper functions, and pydantic `BaseSettings` fields. What a URL connects to is
+    URLs are followed from literals, f-strings, `a or b`, `os.environ`/`os.getenv`,
+    django-environ (`env.db()`, `env("X")`) and `dj_database_url.config(default=...)`
+    (through the env files of the checked paths, `.env*`, `*.env`, `env.*` and any file loaded
+    by name with `load_dotenv(...)`, `read_env(...)`, pydantic `env_file`, compose `env_file:`
+    or `--env-file`; docker-compose `environment:` and serverless files), module constants,
+    local helper functions, and pydantic `BaseSettings` fields (also in `backend/app/...` when
+    env.py imports `app...`). What a URL connects to is
     decided by the strongest evidence: a known pooler host or parameter (Neon `-pooler` hosts,
     `*.pooler.supabase.com`, `pgbouncer=true`); else the docker-compose service it reaches
     (service name as host, or a loopback host and a published port), by its image:

@@ -5,10 +5,13 @@ A value resolves to zero or more candidate URLs, each with where it comes from:
 - a string literal; an f-string, `+`, `%` or `"...".format()` whose parts are followed one by
   one (unknown parts stay unknown); SQLAlchemy `URL.create(...)`, `make_url(x).set(...)`,
   `url.update_query_dict(...)`, pydantic `PostgresDsn.build(...)`, `str.replace` on a URL;
-- `os.environ[...]` / `os.getenv(...)`: every `.env*`, compose and serverless value of that
-  variable in the checked paths; the default written in code only when none sets it;
+- `os.environ[...]` / `os.getenv(...)` / django-environ's `env("X")`, `env.str(...)`,
+  `env.db()` (when `env` is an `environ.Env`, here or imported): every `.env*`, compose and
+  serverless value of that variable in the checked paths; the default written in code only
+  when none sets it; `a or b` is `a`, else `b` when nothing sets `a`;
 - a module constant (`DATABASE_URL = ...`), a local name or a function of the same module that
-  returns one value, a constant imported from another checked module;
+  returns one value, a constant imported from another checked module (`app.core.config` is
+  also `backend/app/core/config.py`, the one beside the importer when several match);
 - a pydantic `BaseSettings` field (`settings.DATABASE_URL`, the instance created at module
   level in any checked module): the env files' values for its variable (prefix, aliases and
   case-insensitivity honoured), else the field's default; a `@property` / `@computed_field`
@@ -62,11 +65,13 @@ class UrlResolver:
         self.project = project
         self.parse_text: Callable[[str], ParsedUrl | None] = parse
         self.packs: PackSet = project.packs or load_packs()
-        self.by_module = {s.module: s for s in project.summaries}
+        self.index = project.index
         # The settings classes whose properties are being followed (`self.x` inside them).
         self.self_classes: list[tuple[ModuleSummary, str]] = []
-        # Env files the project loads by name: they apply wherever they are.
-        self.loaded_env_files: frozenset[str] = frozenset()
+        # Env files the project loads by name -> the folders whose modules they apply to (the
+        # common folder of the loader and the file: `backend/.env` loaded by
+        # `backend/app/config.py` applies to `backend/`, not to `worker/`).
+        self.loaded_env_files: dict[str, set[str]] = {}
 
     @cached_property
     def config(self) -> ProjectConfig:
@@ -75,18 +80,18 @@ class UrlResolver:
         pydantic `env_file=`, `--env-file` in a Procfile or Dockerfile)."""
         first = read_project(self.project.files)
         files = dict(self.project.files)
-        loaded = set()
-        for path in loaded_env_files(self.project, first):
+        loaded: dict[str, set[str]] = {}
+        for path, scope in loaded_env_files(self.project, first):
             if path not in files:
                 text = _read_disk(path)
                 if text is None:
                     continue
                 files[path] = text
-            loaded.add(path)
-        self.loaded_env_files = frozenset(loaded)
+            loaded.setdefault(path, set()).add(scope)
+        self.loaded_env_files = loaded
         if not loaded:
             return first
-        return read_project(files, self.loaded_env_files)
+        return read_project(files, frozenset(loaded))
 
     @cached_property
     def migration_commands(self) -> list[MigrationCommand]:
@@ -134,6 +139,14 @@ class UrlResolver:
             return [ResolvedUrl(parsed, "", at_call=at_call)] if parsed else []
         if value.kind == "env":
             return self._env(summary, value.name, value.literal, at_call, case_sensitive=True)
+        if value.kind == "either":  # `a or b`: b only when nothing sets a
+            for _, option in value.items:
+                found = self._resolve(summary, option, function, depth + 1, at_call)
+                if found:
+                    return found
+            return []
+        if value.kind == "env-accessor":
+            return self._environ(summary, value, function, depth, at_call)
         if value.kind == "name":
             return self._name(summary, value, function, depth)
         return []
@@ -205,7 +218,8 @@ class UrlResolver:
         found = [
             v
             for v in found
-            if str(PurePath(v.path).parent) in folders or v.path in self.loaded_env_files
+            if str(PurePath(v.path).parent) in folders
+            or self.loaded_env_files.get(v.path, set()) & folders
         ]
         results = []
         for config_value in found:
@@ -218,6 +232,40 @@ class UrlResolver:
                 origin = f"the default of `{name}`" if not at_call else ""
                 results.append(ResolvedUrl(parsed, origin, at_call=at_call))
         return results
+
+    def _environ(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int, at_call: bool
+    ) -> list[ResolvedUrl]:
+        """`env("DATABASE_URL")` / `env.db()`, when `env` is a django-environ `Env`."""
+        receiver = value.item("receiver")
+        source = self.definition(summary, receiver, function) if receiver else None
+        if source is None or source.kind != "env-source":
+            return []
+        found = self._env(summary, value.name, None, at_call, case_sensitive=True)
+        default = value.item("default")
+        if found or default is None:
+            return found
+        return self._resolve(summary, default, function, depth + 1, at_call)
+
+    def definition(
+        self, summary: ModuleSummary, value: Value, function: str | None, depth: int = 0
+    ) -> Value | None:
+        """What a name is bound to: a local, a module constant, or one in another module
+        (through re-exports); None when it cannot be told."""
+        if value.kind != "name" or depth > MAX_DEPTH:
+            return value if value.kind != "name" else None
+        name = value.name or value.code
+        for key in (f"{function}:{name}" if function else "", f":{name}"):
+            if key and key in summary.urls.resolved_names:
+                found = summary.urls.resolved_names[key]
+                return self.definition(summary, found, None, depth + 1)
+        if name in summary.constants:
+            return self.definition(summary, summary.constants[name], None, depth + 1)
+        resolved = self.index.resolve(name)
+        if resolved is not None and resolved.key in resolved.summary.constants:
+            found = resolved.summary.constants[resolved.key]
+            return self.definition(resolved.summary, found, None, depth + 1)
+        return None
 
     def _name(
         self, summary: ModuleSummary, value: Value, function: str | None, depth: int
@@ -241,15 +289,23 @@ class UrlResolver:
         owner, _, attribute = name.rpartition(".")
         if owner:
             module_name, _, instance = owner.rpartition(".")
-            target = self.by_module.get(module_name) if module_name else summary
+            target = self.index.module(module_name, summary.path) if module_name else summary
+            if target is not None and instance not in target.urls.settings_instances:
+                # `from app.core import settings`, re-exported by the package's `__init__`
+                found = self.index.resolve(owner)
+                if found is not None:
+                    target, instance = found.summary, found.key
             if target is not None and instance in target.urls.settings_instances:
                 return self._settings_field(
                     target, target.urls.settings_instances[instance], attribute, depth
                 )
             # `from app.config import DATABASE_URL`
-            module = self.by_module.get(owner)
+            module = self.index.module(owner, summary.path)
             if module is not None and attribute in module.constants:
                 return self._follow(module, module.constants[attribute], None, depth)
+            found = self.index.resolve(name)
+            if found is not None and found.key in found.summary.constants:
+                return self._follow(found.summary, found.summary.constants[found.key], None, depth)
         return []
 
     def _follow(
@@ -353,9 +409,18 @@ def url_argument(fact: ClientCallFact, call: ClientCall | None) -> Value | None:
 _ENV_FILE_FLAG = re.compile(r"--env-file[= ]\s*(?P<name>[^\s'\"]+)")
 
 
-def loaded_env_files(project: Project, config: ProjectConfig) -> list[str]:
-    """Paths of the env files the project names, each relative to whoever names it."""
-    found: list[str] = []
+def loaded_env_files(project: Project, config: ProjectConfig) -> list[tuple[str, str]]:
+    """(path, scope) of the env files the project names, each relative to whoever names it;
+    the scope is the folder holding both the file and whoever names it."""
+    found: list[tuple[str, str]] = []
+
+    def add(path: str, loader: str) -> None:
+        try:
+            scope = os.path.commonpath([PurePath(path).parent, PurePath(loader).parent])
+        except ValueError:  # one absolute, one relative
+            scope = str(PurePath(path).parent)
+        found.append((path, str(PurePath(scope or "."))))
+
     for summary in project.summaries:
         folder = PurePath(summary.path).parent
         for name in summary.urls.env_files:
@@ -363,16 +428,18 @@ def loaded_env_files(project: Project, config: ProjectConfig) -> list[str]:
             # folder or one above it (the project root); the nearest that has the file wins.
             candidates = [normalise(str(p / name)) for p in (folder, *folder.parents)]
             existing = [c for c in candidates if c in project.files or os.path.isfile(c)]
-            found.extend(existing[:1])
+            for path in existing[:1]:
+                add(path, summary.path)
     for compose in config.compose:
         folder = PurePath(compose.path).parent
         for service in compose.services:
-            found.extend(normalise(str(folder / name)) for name, _ in service.env_files)
+            for name, _ in service.env_files:
+                add(normalise(str(folder / name)), compose.path)
     for path, text in project.files.items():
         if PurePath(path).name.startswith(("Procfile", "Dockerfile")):
             folder = PurePath(path).parent
             for match in _ENV_FILE_FLAG.finditer(text):
-                found.append(normalise(str(folder / match.group("name"))))
+                add(normalise(str(folder / match.group("name"))), path)
     return sorted(set(found))
 
 
