@@ -22,7 +22,13 @@ ENV_GETTERS = (
 ENV_MAPPINGS = ("os.environ",)
 # django-environ: `env = environ.Env()`, then `env("DATABASE_URL")`, `env.str(...)`, `env.db()`.
 ENVIRON_ENV = frozenset({"environ.Env", "environ.environ.Env"})
-ENVIRON_ACCESSORS = frozenset({"str", "url", "db", "db_url", "cache", "cache_url", "get_value"})
+ENVIRON_ACCESSORS = frozenset(
+    {"str", "url", "db", "db_url", "cache", "cache_url", "get_value", "get"}
+)
+# dynaconf: `settings = Dynaconf(settings_files=[...], envvar_prefix=...)`.
+DYNACONF_SETTINGS = frozenset(
+    {"dynaconf.Dynaconf", "dynaconf.LazySettings", "dynaconf.base.LazySettings"}
+)
 # `env.db()` / `env.db_url()` read DATABASE_URL unless told otherwise (django-environ's
 # DEFAULT_DATABASE_ENV).
 ENVIRON_DEFAULT_VARS = {"db": "DATABASE_URL", "db_url": "DATABASE_URL"}
@@ -51,6 +57,7 @@ PYDANTIC_URL_TYPES = frozenset(
 # pydantic's `build()` keywords, in SQLAlchemy's `URL.create` terms.
 _PYDANTIC_PARTS = {"scheme": "drivername", "path": "database", "user": "username"}
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 URL_PARTS = ("drivername", "username", "password", "host", "port", "database", "query")
 
 
@@ -67,9 +74,9 @@ class Value:
     receiver, old, new), "url-set" (`url.set(...)` / `url.update_query_dict(...)`: items
     receiver plus the parts set; query parameters as "query:NAME"), "either" (`a or b`: items
     "0", "1", the first one that is set wins), "env-source" (`environ.Env(...)`: `name` the
-    class), "env-accessor" (`env("X")` / `env.db()` on something that may be an
-    `environ.Env`: `name` the variable, items "receiver" and "default"; the URL resolver checks
-    the receiver), "other".
+    class, "environ.Env" or "dynaconf"), "env-accessor" (`env("X")` / `env.db()` /
+    `settings.get("X")` on something that may be an `environ.Env` or a `Dynaconf`: `name` the
+    variable, items "receiver" and "default"; the URL resolver checks the receiver), "other".
     """
 
     kind: str
@@ -133,6 +140,8 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
         names = qualnames(node.func)
         if names & ENVIRON_ENV:
             return Value("env-source", code, name="environ.Env")
+        if names & DYNACONF_SETTINGS:
+            return _dynaconf(node, code, qualnames)
         if names & frozenset(ENV_GETTERS) and node.args:
             first = read_value(node.args[0].value, qualnames)
             given = [a for a in node.args if a.keyword is None or a.keyword.value == "default"]
@@ -172,6 +181,26 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
     return Value("other", code)
 
 
+def _dynaconf(node: cst.Call, code: str, qualnames: QualifiedNames) -> Value:
+    """`Dynaconf(envvar_prefix="APP", settings_files=["settings.toml"], environments=True)`:
+    items "prefix", "environments" and "file:N" for what can be read."""
+    items: list[tuple[str, Value]] = []
+    for arg in node.args:
+        if arg.keyword is None:
+            continue
+        keyword = arg.keyword.value.lower()
+        if keyword in ("envvar_prefix", "environments"):
+            items.append((keyword.removeprefix("envvar_"), read_value(arg.value, qualnames)))
+        elif keyword in ("settings_files", "settings_file", "includes"):
+            value = arg.value
+            elements = value.elements if isinstance(value, cst.List | cst.Tuple) else ()
+            for index, element in enumerate(elements or [value]):
+                node_value = element.value if isinstance(element, cst.Element) else element
+                if isinstance(node_value, cst.BaseExpression):
+                    items.append((f"file:{keyword}:{index}", read_value(node_value, qualnames)))
+    return Value("env-source", code, name="dynaconf", items=tuple(items))
+
+
 def _environ_accessor(node: cst.Call, code: str, qualnames: QualifiedNames) -> Value | None:
     """`env("DATABASE_URL")`, `env.str("X", default=...)`, `env.db()`: a read of variable X
     through a receiver that may be a django-environ `Env` (the URL resolver checks it)."""
@@ -190,7 +219,8 @@ def _environ_accessor(node: cst.Call, code: str, qualnames: QualifiedNames) -> V
     variable: object = ENVIRON_DEFAULT_VARS.get(method)
     if var_node is not None:
         variable = read_value(var_node, qualnames).literal
-    if not isinstance(variable, str) or not _ENV_NAME.fullmatch(variable):
+    pattern = _KEY_NAME if method == "get" else _ENV_NAME  # dynaconf keys: any case
+    if not isinstance(variable, str) or not pattern.fullmatch(variable):
         return None
     default_node = keywords.get("default")
     if default_node is None and method in ENVIRON_DEFAULT_VARS and len(positional) > 1:

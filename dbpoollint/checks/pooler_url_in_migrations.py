@@ -31,7 +31,8 @@ class PoolerUrlInMigrations(Rule):
     (`env.py:6 <- settings.DATABASE_URL <- .env.production:3`).
 
     URLs are followed from literals, f-strings, `a or b`, `os.environ`/`os.getenv`,
-    django-environ (`env.db()`, `env("X")`) and `dj_database_url.config(default=...)`
+    django-environ (`env.db()`, `env("X")`), dynaconf (`settings.X` from its settings files
+    or `{PREFIX}_X`) and `dj_database_url.config(default=...)`
     (through the env files of the checked paths, `.env*`, `*.env`, `env.*` and any file loaded
     by name with `load_dotenv(...)`, `read_env(...)`, pydantic `env_file`, compose `env_file:`
     or `--env-file`; docker-compose `environment:` and serverless files), module constants,

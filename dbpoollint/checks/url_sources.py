@@ -9,6 +9,8 @@ A value resolves to zero or more candidate URLs, each with where it comes from:
   `env.db()` (when `env` is an `environ.Env`, here or imported): every `.env*`, compose and
   serverless value of that variable in the checked paths; the default written in code only
   when none sets it; `a or b` is `a`, else `b` when nothing sets `a`;
+- dynaconf's `settings.X` / `settings.get("x")`: `{PREFIX}_X` where an env file sets it, else
+  the settings files' values (`dbpoollint.dynaconf_settings`);
 - a module constant (`DATABASE_URL = ...`), a local name or a function of the same module that
   returns one value, a constant imported from another checked module (`app.core.config` is
   also `backend/app/core/config.py`, the one beside the importer when several match);
@@ -24,8 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,6 +34,8 @@ from pathlib import PurePath
 from dbpoollint.analysis.model import ClientCallFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import Project
+from dbpoollint.dynaconf_settings import dynaconf_source, env_var, file_values
+from dbpoollint.loaded_env_files import loaded_env_files, read_disk
 from dbpoollint.migration_commands import MigrationCommand, normalise, read_migration_commands
 from dbpoollint.packs import ClientCall, PackSet, Pooler, load_packs
 from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
@@ -83,7 +85,7 @@ class UrlResolver:
         loaded: dict[str, set[str]] = {}
         for path, scope in loaded_env_files(self.project, first):
             if path not in files:
-                text = _read_disk(path)
+                text = read_disk(path)
                 if text is None:
                     continue
                 files[path] = text
@@ -238,34 +240,78 @@ class UrlResolver:
     ) -> list[ResolvedUrl]:
         """`env("DATABASE_URL")` / `env.db()`, when `env` is a django-environ `Env`."""
         receiver = value.item("receiver")
-        source = self.definition(summary, receiver, function) if receiver else None
-        if source is None or source.kind != "env-source":
+        defined = self._definition(summary, receiver, function) if receiver else None
+        if defined is None or defined[1].kind != "env-source":
             return []
-        found = self._env(summary, value.name, None, at_call, case_sensitive=True)
+        owner, source = defined
+        if source.name == "dynaconf":  # `settings.get("DATABASE_URL", default)`
+            found = self._dynaconf(owner, source, [value.name])
+        else:
+            found = self._env(summary, value.name, None, at_call, case_sensitive=True)
         default = value.item("default")
         if found or default is None:
             return found
         return self._resolve(summary, default, function, depth + 1, at_call)
 
-    def definition(
+    def _definition(
         self, summary: ModuleSummary, value: Value, function: str | None, depth: int = 0
-    ) -> Value | None:
-        """What a name is bound to: a local, a module constant, or one in another module
-        (through re-exports); None when it cannot be told."""
+    ) -> tuple[ModuleSummary, Value] | None:
+        """What a name is bound to, and the module binding it: a local, a module constant,
+        or one in another module (through re-exports); None when it cannot be told."""
         if value.kind != "name" or depth > MAX_DEPTH:
-            return value if value.kind != "name" else None
+            return (summary, value) if value.kind != "name" else None
         name = value.name or value.code
         for key in (f"{function}:{name}" if function else "", f":{name}"):
             if key and key in summary.urls.resolved_names:
                 found = summary.urls.resolved_names[key]
-                return self.definition(summary, found, None, depth + 1)
+                return self._definition(summary, found, None, depth + 1)
         if name in summary.constants:
-            return self.definition(summary, summary.constants[name], None, depth + 1)
+            return self._definition(summary, summary.constants[name], None, depth + 1)
         resolved = self.index.resolve(name)
         if resolved is not None and resolved.key in resolved.summary.constants:
             found = resolved.summary.constants[resolved.key]
-            return self.definition(resolved.summary, found, None, depth + 1)
+            return self._definition(resolved.summary, found, None, depth + 1)
         return None
+
+    def _dynaconf(
+        self, owner: ModuleSummary, source: Value | None, keys: list[str]
+    ) -> list[ResolvedUrl]:
+        """A dynaconf key: its `{PREFIX}_{KEY}` environment variable where something sets it,
+        else what the settings files beside the module creating `settings` give it."""
+        config = dynaconf_source(source)
+        variable = env_var(config.prefix, keys)
+        if variable is not None:
+            found = self._env(owner, variable, None, False, case_sensitive=True)
+            if found:
+                return found
+        results = []
+        folder = PurePath(owner.path).parent
+        for value in file_values(config, keys, folder, self._file_text):
+            parsed = self.parse_text(value.value)
+            if parsed is not None:
+                results.append(ResolvedUrl(parsed, f"`{value.where()}`", value))
+        return results
+
+    def _dynaconf_name(
+        self, summary: ModuleSummary, name: str, function: str | None
+    ) -> list[ResolvedUrl] | None:
+        """`settings.DATABASE_URL` / `settings.database.url` on a `Dynaconf(...)`, or on
+        dynaconf's legacy global `from dynaconf import settings`; None when it is neither."""
+        parts = name.split(".")
+        for split in range(len(parts) - 1, 0, -1):
+            head, keys = ".".join(parts[:split]), parts[split:]
+            if head == LEGACY_DYNACONF:
+                return self._dynaconf(summary, None, keys)
+            defined = self._definition(summary, Value("name", head, name=head), function)
+            if defined is not None and defined[1].kind == "env-source":
+                if defined[1].name != "dynaconf":
+                    return None
+                return self._dynaconf(defined[0], defined[1], keys)
+        return None
+
+    def _file_text(self, path: str) -> str | None:
+        path = normalise(path)
+        return self.project.files.get(path) or read_disk(path)
 
     def _name(
         self, summary: ModuleSummary, value: Value, function: str | None, depth: int
@@ -306,6 +352,9 @@ class UrlResolver:
             found = self.index.resolve(name)
             if found is not None and found.key in found.summary.constants:
                 return self._follow(found.summary, found.summary.constants[found.key], None, depth)
+            from_dynaconf = self._dynaconf_name(summary, name, function)
+            if from_dynaconf is not None:
+                return from_dynaconf
         return []
 
     def _follow(
@@ -361,6 +410,9 @@ class UrlResolver:
         return self.resolve(summary, value, fact.function)
 
 
+LEGACY_DYNACONF = "dynaconf.settings"
+
+
 def _url_parts(parts: dict[str, Value]) -> list[Value]:
     """`URL.create(drivername=..., host=..., port=...)` as the pieces of its text."""
 
@@ -404,53 +456,6 @@ def url_argument(fact: ClientCallFact, call: ClientCall | None) -> Value | None:
             return found
     index = position if position is not None else 0
     return fact.positional[index] if index < len(fact.positional) else None
-
-
-_ENV_FILE_FLAG = re.compile(r"--env-file[= ]\s*(?P<name>[^\s'\"]+)")
-
-
-def loaded_env_files(project: Project, config: ProjectConfig) -> list[tuple[str, str]]:
-    """(path, scope) of the env files the project names, each relative to whoever names it;
-    the scope is the folder holding both the file and whoever names it."""
-    found: list[tuple[str, str]] = []
-
-    def add(path: str, loader: str) -> None:
-        try:
-            scope = os.path.commonpath([PurePath(path).parent, PurePath(loader).parent])
-        except ValueError:  # one absolute, one relative
-            scope = str(PurePath(path).parent)
-        found.append((path, str(PurePath(scope or "."))))
-
-    for summary in project.summaries:
-        folder = PurePath(summary.path).parent
-        for name in summary.urls.env_files:
-            # python-dotenv reads a relative name from the working directory: the module's
-            # folder or one above it (the project root); the nearest that has the file wins.
-            candidates = [normalise(str(p / name)) for p in (folder, *folder.parents)]
-            existing = [c for c in candidates if c in project.files or os.path.isfile(c)]
-            for path in existing[:1]:
-                add(path, summary.path)
-    for compose in config.compose:
-        folder = PurePath(compose.path).parent
-        for service in compose.services:
-            for name, _ in service.env_files:
-                add(normalise(str(folder / name)), compose.path)
-    for path, text in project.files.items():
-        if PurePath(path).name.startswith(("Procfile", "Dockerfile")):
-            folder = PurePath(path).parent
-            for match in _ENV_FILE_FLAG.finditer(text):
-                add(normalise(str(folder / match.group("name"))), path)
-    return sorted(set(found))
-
-
-def _read_disk(path: str) -> str | None:
-    try:
-        if os.path.getsize(path) > 1_000_000:
-            return None  # not an env file
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return file.read()
-    except OSError:
-        return None
 
 
 def _as_text(text: str) -> ParsedUrl:
