@@ -18,6 +18,7 @@ from dbpoollint.codemods.cache_factory import cache_factories
 from dbpoollint.codemods.call_args import AddArgument, CallEdit, add_arguments, edit_calls
 from dbpoollint.codemods.hoist import HoistRequest, hoist
 from dbpoollint.codemods.lifecycle import register_atexit_closes, release_in_finally, yield_session
+from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH
 from dbpoollint.codemods.loop_hoist import LoopHoist, hoist_out_of_loops
 from dbpoollint.fixes import edits_between
 from dbpoollint.noqa import remove_codes
@@ -38,7 +39,15 @@ def _hoist_fixer(
         call = packs.client_call([str(request.param("callee"))])
         if call is not None:
             in_handler = bool(request.param("in_handler"))
-            hoists.append(HoistRequest(finding.span.line, finding.span.column, call, in_handler))
+            hoists.append(
+                HoistRequest(
+                    finding.span.line,
+                    finding.span.column,
+                    call,
+                    in_handler,
+                    line_length=_line_length(request),
+                )
+            )
             indexes.append(index)
     fixed, plans = hoist(text, hoists, allow_unsafe)
     applicability: list[str | None] = [None] * len(requests)
@@ -51,7 +60,8 @@ def _cache_factory_fixer(
     text: str, requests: Sequence[tuple[Finding, FixRequest]], allow_unsafe: bool, packs: PackSet
 ) -> FixerResult:
     positions = [(finding.span.line, finding.span.column) for finding, _ in requests]
-    return cache_factories(text, positions)
+    lengths = {_line_length(request) for _, request in requests}
+    return cache_factories(text, positions, min(lengths, default=DEFAULT_LINE_LENGTH))
 
 
 def _call_edit_fixer(
@@ -78,12 +88,24 @@ def _driver_options_edit(finding: Finding, request: FixRequest) -> CallEdit:
         finding.span.column,
         container=str(request.param("container") or ""),
         entries=tuple((k, v) for k, v in entries),
+        line_length=_line_length(request),
     )
 
 
 def _strip_params_edit(finding: Finding, request: FixRequest) -> CallEdit:
     params = tuple(str(request.param("params") or "").split(","))
-    return CallEdit(finding.span.line, finding.span.column, strip_params=params)
+    return CallEdit(
+        finding.span.line,
+        finding.span.column,
+        strip_params=params,
+        line_length=_line_length(request),
+    )
+
+
+def _line_length(request: FixRequest) -> int:
+    """The project's `line-length` when the rule passed it (ruff's default otherwise)."""
+    value = request.param("line-length")
+    return value if isinstance(value, int) and value > 0 else DEFAULT_LINE_LENGTH
 
 
 def _driver_options_fixer(
@@ -114,6 +136,7 @@ def _add_argument_fixer(
                 str(request.param("keyword")),
                 str(request.param("value")),
                 str(within) if within else "",
+                _line_length(request),
             )
         )
         safety.append(str(request.param("safety") or "unsafe"))

@@ -31,6 +31,8 @@ from sqlalchemy import create_engine
 
 engine = create_engine("postgresql://app:s3cret@db.internal/app", pool_size=5)
 """
+# The same with a line short enough to take `, pool_pre_ping=True` without being split.
+SHORT_MODULE_ENGINE = MODULE_ENGINE.replace("app:s3cret@db.internal", "app:pw@db")
 
 
 @pytest.fixture
@@ -265,7 +267,11 @@ def test_diff_masks_url_passwords(project: Path) -> None:
     write(project / "db.py", MODULE_ENGINE)
     result = run_cli(["check", "db.py", "--diff", "--select", "DPL205"])
     assert result.exit_code == 1
-    assert '+engine = create_engine("postgresql://app:***@db.internal/app"' in result.output
+    # The new keyword pushes the line past 88 characters: the call is split as `ruff format`
+    # would split it (issue 12), and the moved URL is masked on its new line.
+    assert '+    "postgresql://app:***@db.internal/app", pool_size=5, pool_pre_ping=True' in (
+        result.output
+    )
     assert "s3cret" not in result.output
 
 
@@ -273,11 +279,20 @@ def test_diff_masks_url_passwords(project: Path) -> None:
 
 
 def test_json_fix_edits_are_minimal_spans(project: Path) -> None:
-    write(project / "db.py", MODULE_ENGINE)
+    # A line that still fits after the fix (a longer one is split: the test below).
+    write(project / "db.py", SHORT_MODULE_ENGINE)
     (finding,) = check_json("db.py", extra=["--select", "DPL205"])
     (edit,) = finding["fix"]["edits"]
     assert edit["content"] == ", pool_pre_ping=True"
-    assert edit["location"] == edit["end_location"] == {"row": 3, "column": 78}
+    assert edit["location"] == edit["end_location"] == {"row": 3, "column": 65}
+
+
+def test_json_fix_edit_of_a_split_call_keeps_the_unchanged_start(project: Path) -> None:
+    write(project / "db.py", MODULE_ENGINE)
+    (finding,) = check_json("db.py", extra=["--select", "DPL205"])
+    (edit,) = finding["fix"]["edits"]
+    assert edit["location"] == {"row": 3, "column": 24}  # after `engine = create_engine(`
+    assert edit["content"].endswith("pool_size=5, pool_pre_ping=True\n")
 
 
 def test_github_annotations_use_the_rule_severity(project: Path) -> None:

@@ -100,3 +100,35 @@ def test_non_server_dialects_have_no_pool_to_judge(tmp_path: Path, url: str) -> 
         f'engine = create_async_engine("{url}")\n'
     )
     assert check_json(work, extra=["--select", "DPL2"]) == []
+
+
+def test_a_client_closed_in_its_handler_is_worded_as_a_connection_per_request() -> None:
+    case = FIXTURES / "DPL101" / "client_closed_by_with_in_handler.py"
+    findings = check_json(case, extra=["--select", "DPL101"])
+    assert len(findings) == 2
+    for finding in findings:  # the sync and the async client alike
+        assert "pays the connection handshake" in finding["message"]
+        assert "pile up" not in finding["message"]
+
+
+RELEASED_OUTSIDE_FINALLY = """\
+import psycopg2
+
+
+def backfill():
+    conn = psycopg2.connect("postgresql://app@db/app")
+    conn.cursor().execute("update users set active = true")
+    conn.close()
+"""
+
+
+def test_no_try_finally_rewrite_in_one_off_code(tmp_path: Path) -> None:
+    script = tmp_path / "scripts" / "backfill.py"
+    script.parent.mkdir()
+    script.write_text(RELEASED_OUTSIDE_FINALLY)
+    (finding,) = check_json(tmp_path, extra=["--select", "DPL302"])
+    assert finding["fix"] is None  # reported, but an old script is not re-indented
+    service = tmp_path / "app.py"
+    service.write_text(RELEASED_OUTSIDE_FINALLY)
+    fixes = {f["filename"]: f["fix"] for f in check_json(tmp_path, extra=["--select", "DPL302"])}
+    assert fixes[str(service)] is not None

@@ -13,7 +13,7 @@ import pytest
 from dbpoollint.checks import ALL_RULES
 from tests.conftest import run_cli
 from tests.test_cli import BAD_VIEW, write
-from tests.test_cli_flags import MODULE_ENGINE
+from tests.test_cli_flags import SHORT_MODULE_ENGINE
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_a_real_multi_file_run_with_fixes_is_valid_sarif(
     project: Path, schema: dict[str, Any]
 ) -> None:
     write(project / "web" / "app.py", BAD_VIEW)
-    write(project / "db.py", MODULE_ENGINE)
+    write(project / "db.py", SHORT_MODULE_ENGINE)
     write(project / "settings.py", "X = 1  # noqa: DPL101\n")
     document = sarif(".", "--extend-select", "DPL009")
     jsonschema.validate(document, schema)

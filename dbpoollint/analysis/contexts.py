@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from dbpoollint.analysis.model import DecoratorFact, ModuleSummary
+from dbpoollint.analysis.model import ClientCallFact, DecoratorFact, ModuleSummary
 from dbpoollint.discovery import resolved
 
 SERVICE = "service"
@@ -174,3 +174,42 @@ def judges(rule_contexts: frozenset[str], widened: frozenset[str], context: str)
 
 # What the rules about long-lived pools judge (2xx, DPL301, DPL303).
 LONG_LIVED = frozenset({SERVICE})
+
+
+# --- lifetime: limits, timeouts and checks are about pools that outlive one call -------------
+
+
+def instantiated_at_module_level(summaries: Iterable[ModuleSummary]) -> frozenset[str]:
+    """Class names some module instantiates at module level (`db = Database(url)`)."""
+    names = set()
+    for summary in summaries:
+        for value in summary.constants.values():
+            head = value.code.split("(", 1)[0] if value.kind == "other" else ""
+            if head and "(" in value.code:
+                names.add(head.rsplit(".", 1)[-1])
+    return frozenset(names)
+
+
+def lives_long(summary: ModuleSummary, fact: ClientCallFact, instantiated: frozenset[str]) -> bool:
+    """Module level, a lazily initialised global, a cached or lifespan function, a factory
+    (whose callers decide: DPL103 reports per-call ones), or `self.x` of a class some module
+    instantiates once, or a call whose result nothing local holds (`await Tortoise.init(...)`
+    keeps its pool in the library). A local engine built and dropped in one call is not a
+    long-lived pool."""
+    if fact.function is None or fact.discarded:
+        return True
+    function = summary.functions.get(fact.function)
+    if function is not None and function.barrier:
+        return True
+    if fact.target and fact.target in summary.lifecycle.globals_declared.get(fact.function, ()):
+        return True
+    if any(hook.function == fact.function for hook in summary.lifecycle.hooks):
+        return True
+    if any(site.span == fact.span and site.returned for site in summary.sites):
+        return True
+    target = fact.target or ""
+    if target.startswith(("app.", "self.app.", "app.state.", "request.app.")):
+        return True  # kept on the application object, in a startup hook
+    if target.startswith("self.") and function is not None and function.class_key:
+        return function.class_key.rsplit(".", 1)[-1] in instantiated
+    return False

@@ -475,7 +475,15 @@ class ModuleIndexer(cst.CSTVisitor):
         elif isinstance(parent, cst.AnnAssign):
             target = get_full_name_for_node(parent.target)
         fact = ClientCallFact(
-            NO_SPAN, callee, call.kind, function, positional, keywords, star, target
+            NO_SPAN,
+            callee,
+            call.kind,
+            function,
+            positional,
+            keywords,
+            star,
+            target,
+            discarded=isinstance(parent, cst.Expr),
         )
         self.call_nodes.append((node, fact))
 

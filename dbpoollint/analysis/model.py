@@ -66,6 +66,9 @@ class ClientCallFact:
     keywords: tuple[tuple[str, Value], ...]
     star_kwargs: tuple[Value, ...]  # `**options` expansions, resolved later via constants
     target: str | None  # `engine = create_engine(...)` -> "engine"
+    # The call is a statement of its own (`await Tortoise.init(...)`): nothing local holds the
+    # result, so the library keeps the pool itself.
+    discarded: bool = False
 
     def keyword(self, name: str) -> Value | None:
         return next((v for k, v in self.keywords if k == name), None)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
+from dbpoollint.checks.knobs import line_length
 from dbpoollint.checks.per_call import per_call_sites
 
 NOUNS = {
@@ -108,13 +110,33 @@ class ClientInHandler(Rule):
         for found in per_call_sites(project, "pool"):
             site = found.site
             noun = NOUNS.get(site.what, "client with its own connection pool")
-            message = (
-                f"`{site.callee}()` builds a new {noun} {found.where()}; connections pile up "
-                f"until the server refuses them: create it once at module level and reuse it"
-            )
+            if _closed_where_made(found.summary, site.function, site.callee):
+                # `with Redis(...) as client:` closes it again: nothing piles up, but every
+                # call pays the connection handshake (DPL102's point), sync or async alike.
+                message = (
+                    f"`{site.callee}()` builds a new {noun} {found.where()} and closes it "
+                    f"after: every call pays the connection handshake; create it once at "
+                    f"module level and reuse it"
+                )
+            else:
+                message = (
+                    f"`{site.callee}()` builds a new {noun} {found.where()}; connections pile "
+                    f"up until the server refuses them: create it once at module level and "
+                    f"reuse it"
+                )
             in_handler = found.reason is not None and found.reason.via is None
             request = None
             if found.reason is not None or found.chain:
-                params = (("callee", site.callee), ("in_handler", in_handler))
+                params = (
+                    ("callee", site.callee),
+                    ("in_handler", in_handler),
+                    ("line-length", line_length(project, found.summary.path)),
+                )
                 request = FixRequest("hoist", params)
             yield Finding(found.summary.path, site.span, self.code, message, fix_request=request)
+
+
+def _closed_where_made(summary: ModuleSummary, function: str, callee: str) -> bool:
+    """The function closes what it built (`with`/`async with`, or `.close()` on the result)."""
+    fact = summary.functions.get(function)
+    return fact is not None and callee in fact.closes_results_of

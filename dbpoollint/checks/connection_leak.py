@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import SERVICE, context_of
 from dbpoollint.analysis.leaks import SESSION_CLASSES
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
@@ -95,8 +96,8 @@ class ConnectionLeak(Rule):
     A FastAPI dependency that ends with `return session` (and has no return annotation)
     becomes `try: yield session` / `finally: session.close()` (`await` in an `async def`);
     unsafe, because code calling the function directly now gets a generator. No rewrite for a
-    connection that is never released, for a release nested in another block, or for holder
-    classes.
+    connection that is never released, for a release nested in another block, for holder
+    classes, or in one-off code (a migration or script is reported, not re-indented).
 
     ## Options
     - User packs add openers (`[[openers]]` with `close = [...]`); holder classes are found
@@ -132,7 +133,9 @@ class ConnectionLeak(Rule):
                 if message is None:
                     continue
                 request = None
-                if fact.verdict == "released-unprotected" and fact.fixable:
+                if context_of(summary, fact.function) != SERVICE:
+                    pass  # no try/finally re-indenting an old migration or script
+                elif fact.verdict == "released-unprotected" and fact.fixable:
                     request = FixRequest("release-in-finally")
                 elif fact.verdict == "returned":
                     request = FixRequest("yield-session")

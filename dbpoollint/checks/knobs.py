@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from urllib.parse import parse_qsl, urlsplit
 
-from dbpoollint.analysis.contexts import LONG_LIVED, context_of, judges
+from dbpoollint.analysis.contexts import (
+    LONG_LIVED,
+    context_of,
+    instantiated_at_module_level,
+    judges,
+    lives_long,
+)
 from dbpoollint.analysis.model import ClientCallFact, DjangoDatabaseFact, ModuleSummary
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import FixRequest, Project
+from dbpoollint.checks.per_call import per_call_sites
 from dbpoollint.packs import ClientCall, Knob, KnobValue, PackSet, load_packs
 from dbpoollint.versions import Pin, PinIndex, in_range
 
@@ -268,6 +277,8 @@ class PoolCall:
     options: CallOptions
     # Options live in a dict argument (Flask-SQLAlchemy's `engine_options`): fixes go there.
     fix_within: str = ""
+    # ruff's `line-length` for this file: a fix splits a line it pushes past it.
+    line_length: int = 88
 
     def states(self, project: Project, role: str) -> list[KnobState]:
         """The linted knobs of this role whose version range and URL scheme apply."""
@@ -283,23 +294,41 @@ class PoolCall:
 
     def fix_request(self, knob: Knob, value_code: str | None, safety: str) -> FixRequest | None:
         if not self.fix_within:
-            return add_argument_request(knob, value_code, safety)
-        keyword = knob.fix_keyword or (knob.keywords[0] if knob.keywords else "")
-        if value_code is None or not keyword:
-            return None  # e.g. `connect_args` nested inside `engine_options`: left to the user
-        params = (("keyword", keyword), ("within", self.fix_within))
-        return FixRequest("add-argument", (*params, ("value", value_code), ("safety", safety)))
+            request = add_argument_request(knob, value_code, safety)
+        else:
+            keyword = knob.fix_keyword or (knob.keywords[0] if knob.keywords else "")
+            if value_code is None or not keyword:
+                return None  # e.g. `connect_args` nested inside `engine_options`: left to the user
+            params = (("keyword", keyword), ("within", self.fix_within))
+            request = FixRequest(
+                "add-argument", (*params, ("value", value_code), ("safety", safety))
+            )
+        if request is None:
+            return None
+        return FixRequest(request.fixer, (*request.params, ("line-length", self.line_length)))
 
 
 def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator[PoolCall]:
     """Every constructor call with knobs, outside tests and one-off code, that really pools."""
     pack_set = packs(project)
+    instantiated = instantiated_at_module_level(project.summaries)
+    # What DPL101 reports is a pool until it is hoisted: its knobs still speak when DPL101 is
+    # not selected (the selection drops them on the same call when it is).
+    per_request = {
+        (found.summary.path, found.site.span) for found in per_call_sites(project, "pool")
+    }
     for summary in project.summaries:
         if summary.is_test:
             continue
         for fact in summary.client_calls:
             if fact.kind not in kinds:
                 continue
+            if (
+                fact.kind == "pool"
+                and not lives_long(summary, fact, instantiated)
+                and (summary.path, fact.span) not in per_request
+            ):
+                continue  # built and dropped within one call: not a long-lived pool
             # A pool built inside a CLI command lives as long as the command: limits and
             # timeouts are about long-lived pools.
             if not judges(LONG_LIVED, project.contexts, context_of(summary, fact.function)):
@@ -312,7 +341,9 @@ def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator
             options = call_options(summary, fact, call)
             if unpooled(call, options):
                 continue
-            yield PoolCall(summary, fact, call, options)
+            yield PoolCall(
+                summary, fact, call, options, line_length=line_length(project, summary.path)
+            )
     yield from _flask_sqlalchemy_calls(project, pack_set)
 
 
@@ -356,7 +387,38 @@ def _flask_sqlalchemy_calls(project: Project, pack_set: PackSet) -> Iterator[Poo
         synthetic = ClientCallFact(
             fact.span, "flask_sqlalchemy.SQLAlchemy", "pool", None, (), (), (), None
         )
-        yield PoolCall(summary, synthetic, call, options, fix_within="engine_options")
+        yield PoolCall(
+            summary,
+            synthetic,
+            call,
+            options,
+            fix_within="engine_options",
+            line_length=line_length(project, summary.path),
+        )
+
+
+def line_length(project: Project, path: str) -> int:
+    """ruff's `line-length` from the nearest pyproject.toml above `path` (88, ruff's default)."""
+    folder = PurePath(path).parent
+    candidates = {
+        PurePath(name).parent: text
+        for name, text in project.files.items()
+        if PurePath(name).name == "pyproject.toml"
+    }
+    for directory in (folder, *folder.parents):
+        text = candidates.get(directory)
+        if text is None:
+            continue
+        try:
+            table = tomllib.loads(text).get("tool", {}).get("ruff", {})
+        except tomllib.TOMLDecodeError:
+            return 88
+        value = table.get("line-length") if isinstance(table, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if table:
+            return 88
+    return 88
 
 
 def fix_number(project: Project, knob: Knob) -> str | None:

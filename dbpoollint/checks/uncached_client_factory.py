@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dbpoollint.analysis.model import CreationSite, ModuleSummary
 from dbpoollint.analysis.propagate import PerCallUse
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
+from dbpoollint.checks.knobs import line_length
 from dbpoollint.checks.per_call import display_name, is_factory_site
 
 NOUNS = {
@@ -115,7 +116,8 @@ class UncachedClientFactory(Rule):
                 if use is None or not is_factory_site(project, summary, site):
                     continue
                 message = _message(summary, site, use, by_path)
-                request = FixRequest("cache-factory")
+                length = line_length(project, summary.path)
+                request = FixRequest("cache-factory", (("line-length", length),))
                 yield Finding(summary.path, site.span, self.code, message, fix_request=request)
 
 

@@ -19,6 +19,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dbpoollint.codemods.imports import add_stdlib_import
+from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH, split_long_lines
 from dbpoollint.fixes import imports_module, taken_names, unique_name
 
 
@@ -60,7 +61,7 @@ def _cacheable(function: cst.FunctionDef) -> bool:
 
 
 def cache_factories(
-    source: str, positions: Sequence[tuple[int, int]]
+    source: str, positions: Sequence[tuple[int, int]], line_length: int = DEFAULT_LINE_LENGTH
 ) -> tuple[str, list[str | None]]:
     """Cache the factories enclosing the calls at `positions`; applicability per position."""
     module = cst.parse_module(source)
@@ -93,7 +94,7 @@ def cache_factories(
             body.append(function.with_changes(decorators=[decorator]))
             needs.add("functools")
         else:
-            body.extend(_async_singleton(function, taken))
+            body.extend(_async_singleton(function, taken, line_length))
             needs.add("asyncio")
     rewritten = tree.with_changes(body=body)
     for module_name in sorted(needs):
@@ -125,7 +126,9 @@ def _is_docstring(statement: cst.BaseStatement) -> bool:
     )
 
 
-def _async_singleton(function: cst.FunctionDef, taken: set[str]) -> list[cst.BaseStatement]:
+def _async_singleton(
+    function: cst.FunctionDef, taken: set[str], line_length: int
+) -> list[cst.BaseStatement]:
     """`async def f(): return await X(...)` -> a module variable set once under a lock."""
     expression = _returned_expression(function)
     assert expression is not None
@@ -133,7 +136,7 @@ def _async_singleton(function: cst.FunctionDef, taken: set[str]) -> list[cst.Bas
     variable = unique_name(f"_{name.lstrip('_')}_instance", taken)
     taken |= {variable, f"{variable}_lock"}
     construction = cst.Module([]).code_for_node(expression)
-    getter = cst.parse_statement(
+    code = (
         f"async def {name}():\n"
         f"    global {variable}\n"
         f"    if {variable} is None:\n"
@@ -142,6 +145,7 @@ def _async_singleton(function: cst.FunctionDef, taken: set[str]) -> list[cst.Bas
         f"                {variable} = {construction}\n"
         f"    return {variable}\n"
     )
+    getter = cst.parse_statement(split_long_lines(code, line_length))
     assert isinstance(getter, cst.FunctionDef)
     assert isinstance(getter.body, cst.IndentedBlock)
     assert isinstance(function.body, cst.IndentedBlock)

@@ -11,6 +11,8 @@ from libcst.metadata import (
     PositionProvider,
 )
 
+from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH, fit
+
 # --- DPL402 / DPL403: edit the arguments of one call -------------------------------------------
 
 
@@ -25,6 +27,8 @@ class CallEdit:
     entries: tuple[tuple[str, str], ...] = ()
     # DPL403: URL query parameters to remove from string literals among the arguments.
     strip_params: tuple[str, ...] = ()
+    # ruff's `line-length`: a one-line call the edit pushes past it is split.
+    line_length: int = DEFAULT_LINE_LENGTH
 
 
 def _set_keywords(call: cst.Call, entries: Sequence[tuple[str, str]]) -> cst.Call:
@@ -175,10 +179,11 @@ class _StripParams(cst.CSTTransformer):
 class _CallEditor(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, edits: Sequence[CallEdit]) -> None:
+    def __init__(self, edits: Sequence[CallEdit], lines: Sequence[str]) -> None:
         super().__init__()
         self.edits = {(e.line, e.column): e for e in edits}
         self.done: set[tuple[int, int]] = set()
+        self.lines = lines
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         position = self.get_metadata(PositionProvider, original_node)
@@ -199,13 +204,14 @@ class _CallEditor(cst.CSTTransformer):
         if result is None:
             return updated_node
         self.done.add(key)
-        return result
+        where = (position.start.line, position.end.line, position.start.column)
+        return fit(original_node, result, where, self.lines, edit.line_length)
 
 
 def edit_calls(source: str, edits: Sequence[CallEdit]) -> tuple[str, list[bool]]:
     """Apply every edit in one transform; per edit, whether it could be made."""
     module = cst.parse_module(source)
-    editor = _CallEditor(edits)
+    editor = _CallEditor(edits, source.splitlines(keepends=True))
     fixed = MetadataWrapper(module).visit(editor)
     return fixed.code, [(e.line, e.column) in editor.done for e in edits]
 
@@ -223,18 +229,48 @@ class AddArgument:
     keyword: str
     value: str
     within: str = ""
+    # The project's line length (ruff's `line-length`): a one-line call that the new argument
+    # pushes past it is split the way `ruff format` would split it.
+    line_length: int = DEFAULT_LINE_LENGTH
 
 
-def _separator(
+# --- layout: the new item follows the existing one, comments stay on their lines ------------
+
+
+def _comment_line(
+    whitespace: cst.BaseParenthesizableWhitespace,
+) -> cst.TrailingWhitespace | None:
+    """The end of the current line (with its comment) when the whitespace breaks the line."""
+    if isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return whitespace.first_line
+    return None
+
+
+def _clean(whitespace: cst.BaseParenthesizableWhitespace) -> cst.BaseParenthesizableWhitespace:
+    """The same line break and indentation, without a comment or blank lines."""
+    if isinstance(whitespace, cst.ParenthesizedWhitespace):
+        return whitespace.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=())
+    return whitespace
+
+
+def _between(
     items: Sequence[cst.Arg] | Sequence[cst.BaseDictElement],
     opening: cst.BaseParenthesizableWhitespace,
+    ending: cst.TrailingWhitespace | None,
 ) -> cst.Comma:
-    """The comma between the last item and a new one, copied from the existing layout."""
+    """The comma before a new last item: the layout between existing items (or after the
+    opening bracket), ending the previous item's line with its own comment."""
     if len(items) > 1 and isinstance(items[-2].comma, cst.Comma):
-        return items[-2].comma
-    if isinstance(opening, cst.ParenthesizedWhitespace):
-        return cst.Comma(whitespace_after=opening)
-    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        layout = items[-2].comma.whitespace_after
+    else:
+        layout = opening
+    if not isinstance(layout, cst.ParenthesizedWhitespace):
+        return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    layout = _clean(layout)
+    if ending is not None:
+        assert isinstance(layout, cst.ParenthesizedWhitespace)
+        layout = layout.with_changes(first_line=ending)
+    return cst.Comma(whitespace_after=layout)
 
 
 def _with_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
@@ -242,13 +278,22 @@ def _with_arg(call: cst.Call, arg: cst.Arg) -> cst.Call:
     if not args:
         return call.with_changes(args=[arg])
     last = args[-1]
-    separator = _separator(args, call.whitespace_before_args)
-    if isinstance(last.comma, cst.Comma):  # trailing comma: the new item takes it
-        args[-1] = last.with_changes(comma=separator)
-        args.append(arg.with_changes(comma=last.comma))
+    if isinstance(last.comma, cst.Comma):
+        # `x,  # comment` then the closing bracket: the comment stays after `x`, the new item
+        # takes a clean copy of the trailing comma and the bracket stays where it was.
+        trailing = last.comma.whitespace_after
+        between = _between(args, call.whitespace_before_args, _comment_line(trailing))
+        args[-1] = last.with_changes(
+            comma=between.with_changes(whitespace_before=last.comma.whitespace_before)
+        )
+        args.append(
+            arg.with_changes(comma=last.comma.with_changes(whitespace_after=_clean(trailing)))
+        )
     else:
-        args[-1] = last.with_changes(comma=separator)
-        args.append(arg)
+        closing = last.whitespace_after_arg
+        between = _between(args, call.whitespace_before_args, _comment_line(closing))
+        args[-1] = last.with_changes(comma=between, whitespace_after_arg=cst.SimpleWhitespace(""))
+        args.append(arg.with_changes(whitespace_after_arg=_clean(closing)))
     return call.with_changes(args=args)
 
 
@@ -257,19 +302,30 @@ def _with_element(node: cst.Dict, element: cst.DictElement) -> cst.Dict:
     if not elements:
         return node.with_changes(elements=[element])
     last = elements[-1]
-    separator = _separator(elements, node.lbrace.whitespace_after)
+    if isinstance(last.comma, cst.Comma) and isinstance(
+        last.comma.whitespace_after, cst.ParenthesizedWhitespace
+    ):
+        trailing = last.comma.whitespace_after
+        between = _between(elements, node.lbrace.whitespace_after, _comment_line(trailing))
+        elements[-1] = last.with_changes(comma=between)
+        elements.append(
+            element.with_changes(comma=last.comma.with_changes(whitespace_after=_clean(trailing)))
+        )
+        return node.with_changes(elements=elements)
+    # The line break before `}` (and a comment after the last item) is the brace's.
+    closing = node.rbrace.whitespace_before
     if isinstance(last.comma, cst.Comma):
-        elements[-1] = last.with_changes(comma=separator)
-        elements.append(element.with_changes(comma=last.comma))
-    else:
-        elements[-1] = last.with_changes(comma=separator)
-        elements.append(element)
-    return node.with_changes(elements=elements)
+        element = element.with_changes(comma=last.comma)
+    between = _between(elements, node.lbrace.whitespace_after, _comment_line(closing))
+    elements[-1] = last.with_changes(comma=between)
+    elements.append(element)
+    rbrace = node.rbrace.with_changes(whitespace_before=_clean(closing))
+    return node.with_changes(elements=elements, rbrace=rbrace)
 
 
-def _keyword_arg(keyword: str, value: str) -> cst.Arg:
+def _keyword_arg(keyword: str, value: str, quote: str) -> cst.Arg:
     return cst.Arg(
-        value=cst.parse_expression(value),
+        value=_requote(cst.parse_expression(value), quote),
         keyword=cst.Name(keyword),
         equal=cst.AssignEqual(
             whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
@@ -277,69 +333,141 @@ def _keyword_arg(keyword: str, value: str) -> cst.Arg:
     )
 
 
-def _dict_element(key: str, value: str) -> cst.DictElement:
-    return cst.DictElement(cst.SimpleString(f'"{key}"'), cst.parse_expression(value))
+def _dict_element(key: str, value: str, quote: str) -> cst.DictElement:
+    return cst.DictElement(
+        cst.SimpleString(f"{quote}{key}{quote}"), _requote(cst.parse_expression(value), quote)
+    )
+
+
+# --- the file's quote style -----------------------------------------------------------------
+
+
+class _Quotes(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts = {"'": 0, '"': 0}
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if node.quote in self.counts:
+            self.counts[node.quote] += 1
+
+
+def quote_style(module: cst.Module) -> str:
+    """The quote most single-line strings of the module use (double when tied)."""
+    counter = _Quotes()
+    module.visit(counter)
+    return "'" if counter.counts["'"] > counter.counts['"'] else '"'
+
+
+class _Requote(cst.CSTTransformer):
+    def __init__(self, quote: str) -> None:
+        super().__init__()
+        self.quote = quote
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        old = original_node.quote
+        body = original_node.raw_value
+        if old == self.quote or len(old) != 1 or self.quote in body or "\\" in body:
+            return updated_node
+        return updated_node.with_changes(
+            value=f"{original_node.prefix}{self.quote}{body}{self.quote}"
+        )
+
+
+def _requote(expression: cst.BaseExpression, quote: str) -> cst.BaseExpression:
+    result = expression.visit(_Requote(quote))
+    assert isinstance(result, cst.BaseExpression)
+    return result
 
 
 class _AddArguments(cst.CSTTransformer):
     METADATA_DEPENDENCIES = (PositionProvider,)
 
-    def __init__(self, requests: Sequence[AddArgument]) -> None:
+    def __init__(self, requests: Sequence[AddArgument], lines: Sequence[str], quote: str) -> None:
         super().__init__()
         self.by_position: dict[tuple[int, int], list[AddArgument]] = {}
         for request in requests:
             self.by_position.setdefault((request.line, request.column), []).append(request)
         self.done: set[AddArgument] = set()
+        self.lines = lines
+        self.quote = quote
 
     def _requests(self, node: cst.CSTNode) -> list[AddArgument]:
         position = self.get_metadata(PositionProvider, node)
         return self.by_position.get((position.start.line, position.start.column + 1), [])
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
-        for request in self._requests(original_node):
-            names = {a.keyword.value for a in updated_node.args if a.keyword is not None}
-            if not request.within:
-                if request.keyword not in names:
-                    new = _keyword_arg(request.keyword, request.value)
-                    updated_node = _with_arg(updated_node, new)
-                self.done.add(request)
-                continue
-            if request.within not in names:
-                value = f'{{"{request.keyword}": {request.value}}}'
-                updated_node = _with_arg(updated_node, _keyword_arg(request.within, value))
-                self.done.add(request)
-                continue
-            args = list(updated_node.args)
-            for index, arg in enumerate(args):
-                if (
-                    arg.keyword is not None
-                    and arg.keyword.value == request.within
-                    and isinstance(arg.value, cst.Dict)
-                    and all(isinstance(e, cst.DictElement) for e in arg.value.elements)
-                ):
-                    element = _dict_element(request.keyword, request.value)
-                    args[index] = arg.with_changes(value=_with_element(arg.value, element))
-                    self.done.add(request)
-            updated_node = updated_node.with_changes(args=args)
+        requests = self._requests(original_node)
+        for request in requests:
+            updated_node = self._add(request, updated_node)
+        if requests and updated_node is not original_node:
+            updated_node = self._fit(original_node, updated_node, requests[0].line_length)
         return updated_node
+
+    def _add(self, request: AddArgument, node: cst.Call) -> cst.Call:
+        names = {a.keyword.value for a in node.args if a.keyword is not None}
+        quote = self.quote
+        if not request.within:
+            if request.keyword not in names:
+                node = _with_arg(node, _keyword_arg(request.keyword, request.value, quote))
+            self.done.add(request)
+            return node
+        if request.within not in names:
+            value = f"{{{quote}{request.keyword}{quote}: {request.value}}}"
+            self.done.add(request)
+            return _with_arg(node, _keyword_arg(request.within, value, quote))
+        args = list(node.args)
+        for index, arg in enumerate(args):
+            if (
+                arg.keyword is not None
+                and arg.keyword.value == request.within
+                and isinstance(arg.value, cst.Dict)
+                and all(isinstance(e, cst.DictElement) for e in arg.value.elements)
+            ):
+                element = _dict_element(request.keyword, request.value, quote)
+                args[index] = arg.with_changes(value=_with_element(arg.value, element))
+                self.done.add(request)
+        return node.with_changes(args=args)
+
+    def _fit(self, original: cst.Call, updated: cst.Call, line_length: int) -> cst.Call:
+        """Split a one-line call that now runs past the line length (it fitted before)."""
+        position = self.get_metadata(PositionProvider, original)
+        where = (position.start.line, position.end.line, position.start.column)
+        return fit(original, updated, where, self.lines, line_length)
 
     def leave_Dict(self, original_node: cst.Dict, updated_node: cst.Dict) -> cst.Dict:
         for request in self._requests(original_node):
+            quote = _key_quote(updated_node, self.quote)
             keys = {
                 e.key.evaluated_value
                 for e in updated_node.elements
                 if isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString)
             }
             if request.keyword not in keys:
-                element = _dict_element(request.keyword, request.value)
+                element = _dict_element(request.keyword, request.value, quote)
                 updated_node = _with_element(updated_node, element)
             self.done.add(request)
         return updated_node
 
 
+def _key_quote(node: cst.Dict, default: str) -> str:
+    """The quote the dict's own string keys use: `{'ENGINE': ...}` gets a `'KEY'` too."""
+    for element in node.elements:
+        if (
+            isinstance(element, cst.DictElement)
+            and isinstance(element.key, cst.SimpleString)
+            and len(element.key.quote) == 1
+        ):
+            return element.key.quote
+    return default
+
+
 def add_arguments(source: str, requests: Sequence[AddArgument]) -> tuple[str, set[AddArgument]]:
     """Apply every request; return the new source and the requests that were applied."""
     wrapper = MetadataWrapper(cst.parse_module(source))
-    transformer = _AddArguments(requests)
+    quote = quote_style(wrapper.module)
+    transformer = _AddArguments(requests, source.splitlines(keepends=True), quote)
     fixed = wrapper.visit(transformer)
     return fixed.code, transformer.done

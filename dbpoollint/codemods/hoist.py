@@ -32,6 +32,7 @@ from libcst.metadata import (
 
 from dbpoollint.checks.base import Fix
 from dbpoollint.codemods.imports import add_stdlib_import
+from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH, split_long_lines
 from dbpoollint.fixes import (
     edits_between,
     imports_module,
@@ -52,6 +53,8 @@ class HoistRequest:
     column: int
     call: ClientCall
     in_handler: bool  # the call sits in the handler itself, so its parameters are request data
+    # The project's `line-length`: a getter line longer than it is split as `ruff format` would.
+    line_length: int = DEFAULT_LINE_LENGTH
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,8 @@ def hoist(
             variable = unique_name(f"_{name.removeprefix('get_')}", taken)
             taken |= {name, variable, f"{variable}_lock"}
             getters[construction] = name
-            definitions.append(_getter_code(name, variable, construction, target.request.call))
+            code = _getter_code(name, variable, construction, target.request.call)
+            definitions.append(split_long_lines(code, target.request.line_length))
             if target.request.call.awaitable:
                 needs.add("asyncio")
             elif not target.request.call.asynchronous:
@@ -343,11 +347,15 @@ def hoist(
         rewritten, definitions = _wire_shutdown(rewritten, closes, definitions)
     index = insertion_index(rewritten)
     new_statements: list[cst.SimpleStatementLine | cst.BaseCompoundStatement] = []
-    for definition in definitions:
+    for number, definition in enumerate(definitions):
         parsed = cst.parse_module(definition).body
         first = parsed[0]
-        spaced = first.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
-        new_statements.extend([spaced, *parsed[1:]])
+        # isort (ruff's I001) keeps one blank line between the import block and a plain
+        # statement; after anything else, and before a def, two.
+        after_imports = number == 0 and index > 0 and _is_import(rewritten.body[index - 1])
+        plain = isinstance(first, cst.SimpleStatementLine)
+        blank = [cst.EmptyLine()] * (1 if after_imports and plain else 2)
+        new_statements.extend([first.with_changes(leading_lines=blank), *parsed[1:]])
     body = list(rewritten.body)
     if index < len(body) and new_statements:
         following = body[index]
@@ -360,6 +368,12 @@ def hoist(
         if not imports_module(rewritten, module_name):
             rewritten = add_stdlib_import(rewritten, f"import {module_name}")
     return rewritten.code, plans
+
+
+def _is_import(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, cst.Import | cst.ImportFrom) for small in statement.body
+    )
 
 
 def _shutdown_close(statement: cst.SimpleStatementLine, local: str, shared: str) -> tuple[str, str]:
