@@ -153,9 +153,11 @@ def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
                     return Value("either", code, items=(("0", read), ("1", default)))
                 fallback = default.literal if default is not None else None
                 return Value("env", code, fallback, first.literal)
-        if names & frozenset({"builtins.dict", "dict"}) or (
-            isinstance(node.func, cst.Name) and node.func.value == "dict"
-        ):
+        if (
+            names & frozenset({"builtins.dict", "dict"})
+            or (isinstance(node.func, cst.Name) and node.func.value == "dict")
+        ) and all(arg.keyword is not None for arg in node.args):
+            # `dict(config)` copies a mapping this cannot read: not a dict of known keys.
             items = tuple(
                 (arg.keyword.value, read_value(arg.value, qualnames))
                 for arg in node.args
