@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dbpoollint.packs import load_packs
@@ -9,6 +11,7 @@ from dbpoollint.pgbouncer_ini import is_pgbouncer_ini, read_pgbouncer_ini
 from dbpoollint.pooler_evidence import PoolerEvidence, Verdict
 from dbpoollint.project_files import read_project
 from dbpoollint.urls import classify, mask, parse, real_password
+from tests.conftest import check_json
 
 PACKS = load_packs()
 
@@ -62,6 +65,8 @@ def test_classifies_poolers_by_scheme_host_port_and_params(url: str, pooler: str
         ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
         ("host=h password=abc port=1", "host=h password=*** port=1"),
         ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://u.ref:/#Rp8+A9*&F@h:5432/db", "postgresql://u.ref:***@h:5432/db"),
+        ("postgresql://h:5432/db?next=a@b", "postgresql://h:5432/db?next=a@b"),
     ],
 )
 def test_masks_passwords(text: str, masked: str) -> None:
@@ -191,3 +196,24 @@ def test_reads_pgbouncer_ini_with_includes_comments_and_defaults() -> None:
     assert ini.max_prepared_statements_line == 7
     assert read_pgbouncer_ini("pgbouncer.ini", "[databases]\na = host=b\n") is None
     assert is_pgbouncer_ini("config/pgbouncer-prod.ini") and not is_pgbouncer_ini("alembic.ini")
+
+
+def test_origin_chain_names_the_parts_that_decide(tmp_path: Path) -> None:
+    """A built URL's origin names where its host and port came from, not its user or database."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "env.py").write_text(
+        "import os\n"
+        "from alembic import context\n"
+        "from sqlalchemy import URL\n\n"
+        'url = URL.create("postgresql", username=os.environ["DB_USER"],'
+        ' host=os.environ["DB_HOST"], port=os.environ["DB_PORT"], database=os.environ["DB_NAME"])\n'
+        "context.configure(url=url)\n"
+    )
+    (tmp_path / ".env").write_text(
+        "DB_USER=postgres.abcdefgh\nDB_HOST=aws-0-eu-west-1.pooler.supabase.com\n"
+        "DB_PORT=6543\nDB_NAME=postgres\n"
+    )
+    (finding,) = check_json(tmp_path, extra=["--select", "DPL401"])
+    assert "`.env:2`, `.env:3`" in finding["message"]
+    assert "`.env:1`" not in finding["message"] and "`.env:4`" not in finding["message"]

@@ -91,7 +91,7 @@ class ImplicitPoolSize(Rule):
                 described = context.describe(knob, pool.call.library, pool.summary.path)
                 message = (
                     f"`{pool.fact.callee}()` leaves {knob.label} to the library default "
-                    f"({described}); {advice} so the pool size is a decision"
+                    f"({described}); {advice} so the pool size is a decision{state.note}"
                 )
                 safety = "safe"
                 if not pool.call.server_scheme(pool.options.scheme):

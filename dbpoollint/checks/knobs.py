@@ -4,8 +4,11 @@ A knob counts as *set* when a keyword, a positional argument, a URL query parame
 driver-options dict (`connect_args={...}`) names it, whatever its value; a value that cannot be
 read statically still counts as set. It is *unknown* (never reported) when the call passes
 `**options` that cannot be resolved to a dict in the same module, or when the knob could sit in a
-URL whose query cannot be read (an environment variable, an f-string). It is *missing* otherwise:
-the library default applies, picked for the version the project pins.
+URL whose query cannot be read (an environment variable, an f-string) and no value the project's
+files give that URL (`.env*`, compose, settings defaults) is known whole. When every known value
+lacks it, it is *missing*, and the message says what would still set it (`unless REDIS_URL
+carries ?max_connections=`). It is *missing* otherwise: the library default applies, picked for
+the version the project pins.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from dbpoollint.analysis.model import ClientCallFact, DjangoDatabaseFact, Module
 from dbpoollint.analysis.values import Value
 from dbpoollint.checks.base import FixRequest, Project
 from dbpoollint.checks.per_call import per_call_sites
+from dbpoollint.checks.url_sources import UrlResolver
 from dbpoollint.packs import ClientCall, Knob, KnobValue, PackSet, load_packs
+from dbpoollint.urls import has_unknown
 from dbpoollint.versions import Pin, PinIndex, in_range
 
 # What `[tool.dbpoollint.fix-values]` holds when the project says nothing (seconds, connections).
@@ -54,6 +59,7 @@ class CallOptions:
     url_present: bool
     scheme: str | None  # None: no URL, or one that cannot be read
     query: dict[str, str] | None  # lower-cased parameter names; None: cannot be read
+    url: Value | None = None  # the URL argument, followed to the project's files when needed
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class KnobState:
     knob: Knob
     state: str  # "set", "unbounded" (set to a no-limit value), "missing", "unknown"
     value: Value | None = None
+    # What would still set it: ", unless `REDIS_URL` carries `?max_connections=` where it is
+    # deployed" when the URL comes from the environment and none of its known values does.
+    note: str = ""
 
 
 @dataclass
@@ -171,7 +180,7 @@ def call_options(summary: ModuleSummary, fact: ClientCallFact, call: ClientCall)
     for name in call.url_keywords:
         url = url or keywords.get(name)
     scheme, query = _read_url(url)
-    return CallOptions(keywords, positional, unknown, url is not None, scheme, query)
+    return CallOptions(keywords, positional, unknown, url is not None, scheme, query, url)
 
 
 def _read_url(url: Value | None) -> tuple[str | None, dict[str, str] | None]:
@@ -241,7 +250,18 @@ def _same(literal: str | int | float, limit: KnobValue) -> bool:
         return literal == limit
 
 
-def knob_state(knob: Knob, options: CallOptions, summary: ModuleSummary) -> KnobState:
+@dataclass(frozen=True)
+class UrlQueries:
+    """The query parameters of every URL the project's files give an environment-read URL
+    argument (`.env*`, compose, settings defaults), and how the code names that URL."""
+
+    queries: tuple[dict[str, str], ...]  # lower-cased names, one per known URL
+    name: str  # `REDIS_URL`, `settings.REDIS_URL`
+
+
+def knob_state(
+    knob: Knob, options: CallOptions, summary: ModuleSummary, known: UrlQueries | None = None
+) -> KnobState:
     for keyword in knob.keywords:
         if keyword in options.keywords:
             return _value_state(knob, options.keywords[keyword])
@@ -260,8 +280,18 @@ def knob_state(knob: Knob, options: CallOptions, summary: ModuleSummary) -> Knob
                 return KnobState(knob, "unknown")
             if driver.item(key) is not None:
                 return _value_state(knob, driver.item(key) or Value("other", ""))
-    if options.unknown or (knob.url_params and options.query is None):
+    if options.unknown:
         return KnobState(knob, "unknown")
+    if knob.url_params and options.query is None:
+        if known is None or not known.queries:
+            return KnobState(knob, "unknown")  # nothing says what the URL is
+        for query in known.queries:
+            for param in knob.url_params:
+                if param.lower() in query:
+                    text = query[param.lower()]
+                    return _value_state(knob, Value("literal", text, text))
+        note = f", unless `{known.name}` carries `?{knob.url_params[0]}=` where it is deployed"
+        return KnobState(knob, "missing", note=note)
     if not (knob.keywords or knob.position is not None or knob.connect_args or options.url_present):
         return KnobState(knob, "unknown")  # only a URL could set it, and there is none
     return KnobState(knob, "missing")
@@ -284,12 +314,15 @@ class PoolCall:
         """The linted knobs of this role whose version range and URL scheme apply."""
         context = versions(project)
         found = []
+        known = None
         for knob in self.call.knobs:
             if knob.role != role or not knob.lint or not context.applies(knob, self.summary.path):
                 continue
             if knob.url_schemes and self.options.scheme not in knob.url_schemes:
                 continue
-            found.append(knob_state(knob, self.options, self.summary))
+            if knob.url_params and self.options.query is None and known is None:
+                known = url_queries(project, self)
+            found.append(knob_state(knob, self.options, self.summary, known))
         return found
 
     def fix_request(self, knob: Knob, value_code: str | None, safety: str) -> FixRequest | None:
@@ -345,6 +378,28 @@ def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator
                 summary, fact, call, options, line_length=line_length(project, summary.path)
             )
     yield from _flask_sqlalchemy_calls(project, pack_set)
+
+
+_RESOLVERS: dict[int, tuple[Mapping[str, str], UrlResolver]] = {}
+
+
+def url_queries(project: Project, pool: PoolCall) -> UrlQueries | None:
+    """`redis.from_url(os.environ["REDIS_URL"])`: the query strings of the values the project's
+    env files, compose and settings give that URL; None when none is known, or when one of them
+    cannot be read whole (a `${VAR}` or `{...}` in its query)."""
+    url = pool.options.url
+    if url is None or url.kind == "literal":
+        return None
+    cached = _RESOLVERS.get(id(project))
+    if cached is None or cached[0] is not project.files:
+        _RESOLVERS.clear()
+        cached = (project.files, UrlResolver(project))
+        _RESOLVERS[id(project)] = cached
+    resolved = cached[1].resolve(pool.summary, url, pool.fact.function)
+    if not resolved or any(has_unknown(r.url.text.partition("?")[2]) for r in resolved):
+        return None
+    queries = tuple({k.lower(): v for k, v in r.url.params} for r in resolved)
+    return UrlQueries(queries, url.name if url.kind == "env" else url.code)
 
 
 FLASK_SQLALCHEMY_ENGINE = "sqlalchemy.create_engine"

@@ -69,7 +69,7 @@ class MissingAcquireTimeout(Rule):
                     described = context.describe(knob, pool.call.library, pool.summary.path)
                     message = (
                         f"`{pool.fact.callee}()` has no {knob.label}: waiting for a free "
-                        f"connection can block forever ({described}); set {knob.label}"
+                        f"connection can block forever ({described}); set {knob.label}{state.note}"
                     )
                     request = pool.fix_request(knob, fix_number(project, knob), "unsafe")
                     yield Finding(

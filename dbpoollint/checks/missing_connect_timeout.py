@@ -65,7 +65,7 @@ class MissingConnectTimeout(Rule):
                 described = context.describe(knob, pool.call.library, pool.summary.path)
                 message = (
                     f"`{pool.fact.callee}()` has no {knob.label}: opening a connection can hang "
-                    f"until the OS gives up ({described}); set a connect timeout"
+                    f"until the OS gives up ({described}); set a connect timeout{state.note}"
                 )
                 request = pool.fix_request(knob, fix_number(project, knob), "unsafe")
                 yield Finding(

@@ -85,6 +85,7 @@ class MissingStaleCheck(Rule):
                 message = (
                     f"`{pool.fact.callee}()` has no {knob.label}: connections the server or "
                     f"network dropped are handed out as if alive ({described}); set {written}"
+                    f"{state.note}"
                 )
                 request = pool.fix_request(knob, literal_code(knob.fix_value), "safe")
                 yield Finding(

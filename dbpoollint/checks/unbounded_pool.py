@@ -43,8 +43,10 @@ class UnboundedPool(Rule):
       no pin the newest version is assumed, and the message says so. A value that cannot be
       read statically counts as set; `**options` that do not resolve to a dict in the same
       module, or a URL from the environment whose query could carry the setting, mean "may be
-      set" and nothing is reported. `NullPool`, `StaticPool`, a `pool=` passed in, and SQLite
-      URLs are not pools. Test files are skipped.
+      set" and nothing is reported, unless every value the project's files give that URL
+      (`.env*`, compose, settings defaults) lacks it: then the default is reported, and the
+      message says the URL may still carry it where it is deployed. `NullPool`, `StaticPool`,
+      a `pool=` passed in, and SQLite URLs are not pools. Test files are skipped.
 
     ## References
     - [redis-py 8.0.0: default max_connections 100](https://github.com/redis/redis-py/blob/v8.0.0/redis/connection.py#L2880)
@@ -78,7 +80,7 @@ class UnboundedPool(Rule):
                     described = context.describe(knob, pool.call.library, pool.summary.path)
                     message = (
                         f"`{pool.fact.callee}()` has no {knob.label}: under load the pool grows "
-                        f"without bound ({described}); set {knob.label}"
+                        f"without bound ({described}); set {knob.label}{state.note}"
                     )
                     request = pool.fix_request(knob, fix_number(project, knob), "unsafe")
                     yield Finding(

@@ -124,8 +124,8 @@ class UrlResolver:
             parts = [v for _, v in value.items]
             return self._parsed(self._template(summary, parts, function, depth), at_call)
         if value.kind == "url-build":
-            parts = _url_parts(dict(value.items))
-            return self._parsed(self._template(summary, parts, function, depth), at_call)
+            parts, quiet = _url_parts(dict(value.items))
+            return self._parsed(self._template(summary, parts, function, depth, quiet), at_call)
         if value.kind == "str-replace":
             items = dict(value.items)
             old, new = str(items["old"].literal), str(items["new"].literal)
@@ -177,12 +177,20 @@ class UrlResolver:
         return [(r.url.text, r.origin) for r in found] or [("{" + value.code + "}", "")]
 
     def _template(
-        self, summary: ModuleSummary, parts: list[Value], function: str | None, depth: int
+        self,
+        summary: ModuleSummary,
+        parts: list[Value],
+        function: str | None,
+        depth: int,
+        quiet: frozenset[int] = frozenset(),
     ) -> list[tuple[str, str]]:
+        """Every text the parts can join to, with where the parts came from (not the `quiet`
+        ones: a user name or database says nothing about a pooler)."""
         options = [self._part_texts(summary, part, function, depth) for part in parts]
         combined = []
         for combo in itertools.islice(itertools.product(*options), MAX_COMBINATIONS):
-            origin = ", ".join(dict.fromkeys(o for _, o in combo if o))
+            shown = (o for i, (_, o) in enumerate(combo) if o and i not in quiet)
+            origin = ", ".join(dict.fromkeys(shown))
             combined.append(("".join(t for t, _ in combo), origin))
         return combined
 
@@ -413,28 +421,33 @@ class UrlResolver:
 LEGACY_DYNACONF = "dynaconf.settings"
 
 
-def _url_parts(parts: dict[str, Value]) -> list[Value]:
-    """`URL.create(drivername=..., host=..., port=...)` as the pieces of its text."""
+def _url_parts(parts: dict[str, Value]) -> tuple[list[Value], frozenset[int]]:
+    """`URL.create(drivername=..., host=..., port=...)` as the pieces of its text, and which
+    pieces (user name, password, database) are not worth naming in an origin chain."""
 
     def text(value: str) -> Value:
         return Value("literal", value, value)
 
     built = [parts.get("drivername") or text("postgresql"), text("://")]
+    quiet: set[int] = set()
     if "username" in parts:
+        quiet.add(len(built))
         built.append(parts["username"])
         if "password" in parts:
+            quiet.add(len(built) + 1)
             built += [text(":"), parts["password"]]
         built.append(text("@"))
     built.append(parts.get("host") or text("localhost"))
     if "port" in parts:
         built += [text(":"), parts["port"]]
     if "database" in parts:
+        quiet.add(len(built) + 1)
         built += [text("/"), parts["database"]]
     query = parts.get("query")
     if query is not None and query.kind == "dict" and query.items:
         for index, (key, value) in enumerate(query.items):
             built += [text(("?" if index == 0 else "&") + f"{key}="), value]
-    return built
+    return built, frozenset(quiet)
 
 
 def _chain(step: str, found: list[ResolvedUrl]) -> list[ResolvedUrl]:
