@@ -28,6 +28,7 @@ from dbpoollint import __version__
 from dbpoollint.packs import builtin_pack_dir
 
 if TYPE_CHECKING:
+    from dbpoollint.checks.base import Fix
     from dbpoollint.engine import FileResult, Job
 
 CACHE_FOLDER = ".dbpoollint_cache"
@@ -88,33 +89,52 @@ class ResultCache:
         digest.update(data)
         return digest.hexdigest()
 
-    def _entry(self, key: str) -> Path:
-        return self.folder / "files" / key[:2] / key
+    def _entry(self, key: str, kind: str = "files") -> Path:
+        return self.folder / kind / key[:2] / key
 
     def get(self, job: Job) -> FileResult | None:
-        key = self.key(job)
+        from dbpoollint.engine import FileResult
+
+        result = self._load(self.key(job))
+        return result if isinstance(result, FileResult) and result.path == job[0] else None
+
+    def put(self, job: Job, result: FileResult) -> None:
+        self._store(self.key(job), result)
+
+    def fix_key(self, path: str, data: bytes, requests: object) -> str:
+        """The key of one file's fixes: its bytes and a `repr` of every fix asked of it."""
+        digest = hashlib.sha256(self.salt)
+        digest.update(f"\0fixes\0{path}\0{requests!r}\0".encode())
+        digest.update(data)
+        return digest.hexdigest()
+
+    def get_fixes(self, key: str) -> list[Fix | None] | None:
+        fixes = self._load(key, "fixes")
+        return fixes if isinstance(fixes, list) else None
+
+    def put_fixes(self, key: str, fixes: list[Fix | None]) -> None:
+        self._store(key, fixes, "fixes")
+
+    def _load(self, key: str, kind: str = "files") -> object | None:
+        """The stored value, or None (and a miss) when absent, corrupt or foreign."""
         try:
-            with open(self._entry(key), "rb") as handle:
-                stamp, stored_key, result = pickle.load(handle)
-        except FileNotFoundError:
+            with open(self._entry(key, kind), "rb") as handle:
+                stamp, stored_key, value = pickle.load(handle)
+        except Exception:  # absent, corrupt, truncated, or written by an incompatible version
             self.misses += 1
             return None
-        except Exception:  # corrupt, truncated, or written by an incompatible version
-            self.misses += 1
-            return None
-        if stamp != FORMAT or stored_key != key or getattr(result, "path", None) != job[0]:
+        if stamp != FORMAT or stored_key != key:
             self.misses += 1
             return None
         self.hits += 1
-        return result  # type: ignore[no-any-return]
+        return value  # type: ignore[no-any-return]
 
-    def put(self, job: Job, result: FileResult) -> None:
+    def _store(self, key: str, value: object, kind: str = "files") -> None:
         """Store atomically; a cache that cannot be written only costs speed."""
-        key = self.key(job)
-        entry = self._entry(key)
+        entry = self._entry(key, kind)
         try:
             self._prepare(entry.parent)
-            _write_atomically(entry, pickle.dumps((FORMAT, key, result), pickle.HIGHEST_PROTOCOL))
+            _write_atomically(entry, pickle.dumps((FORMAT, key, value), pickle.HIGHEST_PROTOCOL))
         except OSError:
             return
 

@@ -229,7 +229,9 @@ def _run(
                 cache=cache,
             )
             sources = {f.path: f.data for f in files if f.data is not None}
-            return attach_fixes(result.findings, sources, packs, with_edits)
+            return attach_fixes(
+                result.findings, sources, packs, with_edits, cache, jobs, settings.packs
+            )
 
         _report(
             run_check,

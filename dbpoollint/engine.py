@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import re
 import signal
 from collections import deque
@@ -42,10 +41,12 @@ from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.cache import ResultCache
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
 from dbpoollint.checks.base import Finding, Project
+from dbpoollint.codemods.hoist import HoistPlanner
 from dbpoollint.noqa import UNUSED_NOQA, Suppressions, parse_suppressions, unused_directives
-from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet, load_packs
+from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet
 from dbpoollint.selection import Selection, drop_contradictions
 from dbpoollint.source import PythonVerdict, SourceError, decode, python_verdict, read
+from dbpoollint.workers import init_worker, worker_count, worker_packs
 
 
 @dataclass
@@ -68,6 +69,7 @@ class CheckResult:
 
 FactCollector = (
     ModuleIndexer
+    | HoistPlanner
     | UrlFactVisitor
     | LifecycleVisitor
     | ProcessVisitor
@@ -115,7 +117,8 @@ def analyse_file(
     url_facts = UrlFactVisitor(summary, packs, package)
     lifecycle = LifecycleVisitor(summary, packs, package, function_keys(module_node))
     process = ProcessVisitor(summary, packs, package)
-    collectors: list[FactCollector] = [indexer, url_facts, lifecycle, process]
+    planner = HoistPlanner(indexer.site_nodes, packs)
+    collectors: list[FactCollector] = [indexer, planner, url_facts, lifecycle, process]
     if FLASK_SQLALCHEMY.search(data):
         collectors.append(FlaskSqlalchemyVisitor(summary))
     if DJANGO_DATABASES.search(data):
@@ -124,11 +127,15 @@ def analyse_file(
         wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
         # One walk feeds every collector; positions are resolved once, for all of them.
         visit_all(wrapper, collectors)
-        pending = [c for c in collectors if not isinstance(c, ModuleIndexer) and c.pending]
-        if indexer.site_nodes or indexer.call_nodes or pending:
+        pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
+        if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
             positions = wrapper.resolve(PositionProvider)
-            for collector in collectors:
+            indexer.finish(positions)
+            for collector in pending:
                 collector.finish(positions)
+            for node, plans in planner.planned.items():
+                start = positions[node].start
+                summary.hoist_plans[(start.line, start.column + 1)] = plans
     except RecursionError:
         result.findings.append(_error(path, "DPL002", "cannot analyse: too deeply nested"))
         return result
@@ -172,18 +179,11 @@ def _parse_failure(path: str, verdict: PythonVerdict, error: cst.ParserSyntaxErr
 
 # (path, bytes, module, is_test, force): what a worker needs to analyse one file.
 Job = tuple[str, bytes, str, bool, bool]
-_WORKER_PACKS: PackSet | None = None
-
-
-def _init_worker(extra_packs: Sequence[Path]) -> None:
-    global _WORKER_PACKS
-    _WORKER_PACKS = load_packs(extra_packs)
 
 
 def _analyse_in_worker(job: Job) -> FileResult:
-    assert _WORKER_PACKS is not None
     path, data, module, is_test, force = job
-    return analyse_file(path, data, module, is_test, _WORKER_PACKS, force)
+    return analyse_file(path, data, module, is_test, worker_packs(), force)
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ def _run_jobs(
     jobs: int | None,
     progress: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
-    workers = jobs if jobs is not None else min(os.cpu_count() or 1, 8)
+    workers = worker_count(jobs)
     tick = progress or (lambda path: None)
     results: list[FileResult] = []
     # Worker start-up costs about as much as parsing a handful of files.
@@ -398,7 +398,7 @@ def _run_pool(
     """Run chunks until none is left or a worker dies; return the chunks the death lost."""
     in_flight: dict[Future[list[FileResult]], tuple[int, list[Job]]] = {}
     with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(tuple(extra_packs),)
+        max_workers=workers, initializer=init_worker, initargs=(tuple(extra_packs),)
     ) as executor:
         while chunks or in_flight:
             # Few tasks queued at a time, so a dead worker loses only these.
@@ -454,7 +454,7 @@ def _analyse_alone(job: Job, extra_packs: Sequence[Path]) -> FileResult:
 
 
 def _alone_in_process(sender: Connection, job: Job, extra_packs: tuple[Path, ...]) -> None:
-    _init_worker(extra_packs)
+    init_worker(extra_packs)
     sender.send(_analyse_in_worker(job))
     sender.close()
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
 
 import libcst as cst
 
+from dbpoollint.cache import ResultCache
 from dbpoollint.checks.base import Edit, Finding, Fix, FixRequest
 from dbpoollint.codemods.cache_factory import cache_factories
 from dbpoollint.codemods.call_args import AddArgument, CallEdit, add_arguments, edit_calls
@@ -24,6 +27,7 @@ from dbpoollint.fixes import edits_between
 from dbpoollint.noqa import remove_codes
 from dbpoollint.packs import PackSet
 from dbpoollint.source import SourceError, decode
+from dbpoollint.workers import parallel_map, worker_packs
 from dbpoollint.writer import encode_like
 
 FixerResult = tuple[str, list[str | None]]
@@ -261,35 +265,91 @@ def attach_fixes(
     sources: Mapping[str, bytes],
     packs: PackSet,
     with_edits: bool,
+    cache: ResultCache | None = None,
+    jobs: int | None = None,
+    extra_packs: Sequence[Path] = (),
 ) -> list[Finding]:
     """Give fixable findings their Fix: applicability always, edits when the output shows them.
 
-    Applicability needs one fixer pass per file; edits need one pass per finding.
+    Fixes are planned per file in worker processes, never for a file whose fixes the cache
+    holds: an unchanged file with unchanged findings costs no codemod at all.
     """
-    fixes: dict[int, Fix] = {}
+    planned: dict[int, Fix] = {}
+    pending: list[_FileJob] = []
+    keys: dict[str, str] = {}
     for path, by_fixer in _grouped(findings).items():
-        text = _text(path, sources) if path in sources else None
-        if text is None:
+        if path not in sources:
             continue
-        for name, requests in by_fixer.items():
-            fixer = FIXERS[name]
-            try:
-                all_fixed, applicability = fixer(text, requests, True, packs)
-            except (cst.ParserSyntaxError, RecursionError):
+        ordered = [finding for requests in by_fixer.values() for finding, _ in requests]
+        if cache is not None:
+            keys[path] = cache.fix_key(path, sources[path], _describe(by_fixer, with_edits))
+            stored = cache.get_fixes(keys[path])
+            if stored is not None and len(stored) == len(ordered):
+                planned.update((id(f), x) for f, x in zip(ordered, stored, strict=True) if x)
                 continue
-            for (finding, request), level in zip(requests, applicability, strict=True):
-                if level is None:
-                    continue
-                edits: tuple[Edit, ...] = ()
-                if with_edits:
-                    # With one request the pass above already is this finding's own fix.
-                    alone = len(requests) == 1
-                    fixed = (
-                        all_fixed if alone else fixer(text, [(finding, request)], True, packs)[0]
-                    )
-                    edits = edits_between(text, fixed)
-                fixes[id(finding)] = Fix(level, FIX_TITLES.get(name, name), edits)
-    return [replace(f, fix=fixes[id(f)]) if id(f) in fixes else f for f in findings]
+        pending.append((path, sources[path], dict(by_fixer), with_edits))
+    results = parallel_map(_plan_in_worker, pending, extra_packs, jobs, partial(_plan, packs=packs))
+    for (path, _, by_fixer, _), fixes in zip(pending, results, strict=True):
+        if cache is not None:
+            cache.put_fixes(keys[path], fixes)
+        ordered = [finding for requests in by_fixer.values() for finding, _ in requests]
+        planned.update((id(f), x) for f, x in zip(ordered, fixes, strict=True) if x)
+    return [replace(f, fix=planned[id(f)]) if id(f) in planned else f for f in findings]
+
+
+# A file's planning job: path, bytes, its findings' requests by fixer, and whether to make edits.
+_FileJob = tuple[str, bytes, dict[str, list[tuple[Finding, FixRequest]]], bool]
+
+
+def _describe(by_fixer: Mapping[str, Sequence[tuple[Finding, FixRequest]]], edits: bool) -> object:
+    """Everything a file's fixes depend on besides its bytes (the cache key's other half)."""
+    return (
+        edits,
+        [
+            (name, [(f.code, f.span, r.params) for f, r in requests])
+            for name, requests in by_fixer.items()
+        ],
+    )
+
+
+def _plan_in_worker(job: _FileJob) -> list[Fix | None]:
+    return _plan(job, worker_packs())
+
+
+def _plan(job: _FileJob, packs: PackSet) -> list[Fix | None]:
+    """One file's fixes, in request order: one fixer pass per fixer for the applicability, and
+    with `edits`, one pass per finding for its own edits."""
+    path, data, by_fixer, with_edits = job
+    text = _text(path, {path: data})
+    fixes: list[Fix | None] = []
+    for name, requests in by_fixer.items():
+        if text is None:
+            fixes.extend(None for _ in requests)
+            continue
+        fixer = FIXERS[name]
+        known = [r.param("planned") for _, r in requests]
+        if not with_edits and all(isinstance(level, str) for level in known):
+            # The analysis planned these fixes already: the marker needs no codemod.
+            title = FIX_TITLES.get(name, name)
+            fixes.extend(Fix(str(k), title, ()) if k != "none" else None for k in known)
+            continue
+        try:
+            all_fixed, applicability = fixer(text, requests, True, packs)
+        except (cst.ParserSyntaxError, RecursionError):
+            fixes.extend(None for _ in requests)
+            continue
+        for (finding, request), level in zip(requests, applicability, strict=True):
+            if level is None:
+                fixes.append(None)
+                continue
+            edits: tuple[Edit, ...] = ()
+            if with_edits:
+                # With one request the pass above already is this finding's own fix.
+                alone = len(requests) == 1
+                fixed = all_fixed if alone else fixer(text, [(finding, request)], True, packs)[0]
+                edits = edits_between(text, fixed)
+            fixes.append(Fix(level, FIX_TITLES.get(name, name), edits))
+    return fixes
 
 
 def apply_fixes(

@@ -399,5 +399,8 @@ class ModuleSummary:
     # The process that runs it (dbpoollint.analysis.contexts): "service", "one-off", "examples";
     # CLI commands and management command methods inside a service module are one-off too.
     run_context: str = "service"
+    # The DPL101 fix's applicability per creation site (line, column), planned in the walk:
+    # ("safe" | "unsafe" | None in the handler itself, the same in a helper it calls).
+    hoist_plans: dict[tuple[int, int], tuple[str | None, str | None]] = field(default_factory=dict)
     one_off_functions: frozenset[str] = frozenset()
     context_markers: frozenset[str] = frozenset()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbpoollint.analysis.model import ModuleSummary
-from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
+from dbpoollint.checks.base import Finding, FixRequest, Param, Project, Rule
 from dbpoollint.checks.knobs import line_length
 from dbpoollint.checks.per_call import per_call_sites
 
@@ -127,11 +127,15 @@ class ClientInHandler(Rule):
             in_handler = found.reason is not None and found.reason.via is None
             request = None
             if found.reason is not None or found.chain:
-                params = (
+                params: tuple[tuple[str, Param], ...] = (
                     ("callee", site.callee),
                     ("in_handler", in_handler),
                     ("line-length", line_length(project, found.summary.path)),
                 )
+                planned = found.summary.hoist_plans.get((site.span.line, site.span.column))
+                if planned is not None:
+                    # What the codemod will do, known from the walk: text output needs no codemod.
+                    params += (("planned", planned[0 if in_handler else 1] or "none"),)
                 request = FixRequest("hoist", params)
             yield Finding(found.summary.path, site.span, self.code, message, fix_request=request)
 

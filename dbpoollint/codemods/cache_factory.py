@@ -65,7 +65,7 @@ def cache_factories(
 ) -> tuple[str, list[str | None]]:
     """Cache the factories enclosing the calls at `positions`; applicability per position."""
     module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     finder = _EnclosingFunction(positions)
     wrapper.visit(finder)
     tree = wrapper.module

@@ -212,7 +212,7 @@ def edit_calls(source: str, edits: Sequence[CallEdit]) -> tuple[str, list[bool]]
     """Apply every edit in one transform; per edit, whether it could be made."""
     module = cst.parse_module(source)
     editor = _CallEditor(edits, source.splitlines(keepends=True))
-    fixed = MetadataWrapper(module).visit(editor)
+    fixed = MetadataWrapper(module, unsafe_skip_copy=True).visit(editor)
     return fixed.code, [(e.line, e.column) in editor.done for e in edits]
 
 
@@ -466,7 +466,7 @@ def _key_quote(node: cst.Dict, default: str) -> str:
 
 def add_arguments(source: str, requests: Sequence[AddArgument]) -> tuple[str, set[AddArgument]]:
     """Apply every request; return the new source and the requests that were applied."""
-    wrapper = MetadataWrapper(cst.parse_module(source))
+    wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
     quote = quote_style(wrapper.module)
     transformer = _AddArguments(requests, source.splitlines(keepends=True), quote)
     fixed = wrapper.visit(transformer)

@@ -15,8 +15,9 @@ The call inside the handler becomes a call to a generated getter placed after th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import libcst as cst
 from libcst.metadata import (
@@ -29,6 +30,7 @@ from libcst.metadata import (
     QualifiedNameProvider,
     ScopeProvider,
 )
+from libcst.metadata.base_provider import ProviderT
 
 from dbpoollint.checks.base import Fix
 from dbpoollint.codemods.imports import add_stdlib_import
@@ -41,7 +43,7 @@ from dbpoollint.fixes import (
     taken_names,
     unique_name,
 )
-from dbpoollint.packs import ClientCall
+from dbpoollint.packs import ClientCall, PackSet
 
 REQUEST_OBJECTS = ("flask.request", "quart.request", "flask.session", "flask.g", "quart.g")
 ENVIRONMENT_READS = ("os.environ", "os.getenv", "os.environ.get")
@@ -114,7 +116,11 @@ def _getter_code(name: str, variable: str, construction: str, call: ClientCall) 
 
 
 class _Finder(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider, QualifiedNameProvider)
+    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (
+        PositionProvider,
+        ScopeProvider,
+        QualifiedNameProvider,
+    )
 
     def __init__(self, requests: Sequence[HoistRequest]) -> None:
         super().__init__()
@@ -216,6 +222,41 @@ class _Finder(cst.CSTVisitor):
         return verdict
 
 
+class HoistPlanner(_Finder):
+    """The analysis' side of the fix: plans a hoist for every creation site as the indexer finds
+    it, in the same walk, so `check` can show which DPL101 findings are fixable (and how safely)
+    without running the codemod. `hoist` makes the same plan again when it rewrites.
+
+    Runs after the indexer in one multiplexed walk: by the time it sees a call, the indexer has
+    recorded it as a site or not.
+    """
+
+    METADATA_DEPENDENCIES = (ScopeProvider, QualifiedNameProvider)
+
+    def __init__(self, site_nodes: Sequence[tuple[cst.Call, object]], packs: PackSet) -> None:
+        super().__init__(())
+        self.site_nodes = site_nodes
+        self.packs = packs
+        self._seen = 0
+        # call -> (plan when it sits in the handler itself, plan when in a helper it calls)
+        self.planned: dict[cst.Call, tuple[str | None, str | None]] = {}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if len(self.site_nodes) == self._seen:
+            return
+        self._seen = len(self.site_nodes)
+        site_node, site = self.site_nodes[-1]
+        callee = getattr(site, "callee", "")
+        call = self.packs.client_call([callee])
+        if site_node is not node or call is None or not self.functions:
+            return
+        in_handler = self._plan(HoistRequest(0, 0, call, True), node).applicability
+        self.targets.clear()
+        in_helper = self._plan(HoistRequest(0, 0, call, False), node).applicability
+        self.targets.clear()
+        self.planned[node] = (in_handler, in_helper)
+
+
 def _names_in(expression: cst.CSTNode) -> list[cst.Name]:
     """Names read by an expression, skipping attribute names (`x.attr` reads `x` only)."""
     found: list[cst.Name] = []
@@ -295,7 +336,7 @@ def hoist(
 ) -> tuple[str, list[HoistPlan]]:
     """Apply every applicable hoist; return the new source and the plan for each request."""
     module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     finder = _Finder(requests)
     wrapper.visit(finder)
     plans = [finder.plans.get(r, HoistPlan(r, None, "call not found")) for r in requests]

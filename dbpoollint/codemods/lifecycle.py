@@ -21,7 +21,7 @@ def register_atexit_closes(
     """For each (line, variable, method): `atexit.register(variable.method)` after the
     module-level statement on that line, plus `import atexit`. Per request, whether it was made."""
     module = cst.parse_module(source)
-    wrapper = MetadataWrapper(module)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
     body = list(wrapper.module.body)
     made = [False] * len(requests)
@@ -130,7 +130,7 @@ class _ReleaseInFinally(cst.CSTTransformer):
 def release_in_finally(source: str, positions: Sequence[tuple[int, int]]) -> tuple[str, list[bool]]:
     """For each acquisition call at (line, column): wrap the statements between it and its
     release (a statement of the same block) in `try:` and move the release into `finally:`."""
-    wrapper = MetadataWrapper(cst.parse_module(source))
+    wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
     transformer = _ReleaseInFinally(set(positions))
     fixed = wrapper.visit(transformer)
     return fixed.code, [p in transformer.done for p in positions]
@@ -194,7 +194,7 @@ class _YieldInsteadOfReturn(cst.CSTTransformer):
 
 def yield_session(source: str, positions: Sequence[tuple[int, int]]) -> tuple[str, list[bool]]:
     """`db = SessionLocal(); return db` -> `try: yield db` / `finally: db.close()`."""
-    wrapper = MetadataWrapper(cst.parse_module(source))
+    wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
     transformer = _YieldInsteadOfReturn(set(positions))
     fixed = wrapper.visit(transformer)
     return fixed.code, [p in transformer.done for p in positions]

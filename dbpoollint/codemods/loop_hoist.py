@@ -32,7 +32,7 @@ class _Plan:
 
 def hoist_out_of_loops(source: str, requests: Sequence[LoopHoist]) -> tuple[str, list[bool]]:
     """Apply every request it can; per request, whether it was made."""
-    wrapper = MetadataWrapper(cst.parse_module(source))
+    wrapper = MetadataWrapper(cst.parse_module(source), unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
     plans: dict[cst.CSTNode, _Plan] = {}
     made = [False] * len(requests)
