@@ -27,7 +27,6 @@ from libcst.metadata import (
     GlobalScope,
     MetadataWrapper,
     PositionProvider,
-    QualifiedNameProvider,
     ScopeProvider,
 )
 from libcst.metadata.base_provider import ProviderT
@@ -115,16 +114,14 @@ def _getter_code(name: str, variable: str, construction: str, call: ClientCall) 
     )
 
 
-class _Finder(cst.CSTVisitor):
-    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (
-        PositionProvider,
-        ScopeProvider,
-        QualifiedNameProvider,
-    )
+class _Planning(cst.CSTVisitor):
+    """How a hoist is judged, shared by `hoist` (`_Finder`) and the analysis (`HoistPlanner`)."""
 
-    def __init__(self, requests: Sequence[HoistRequest]) -> None:
+    # Qualified names come from the scopes (QualifiedNameProvider would cost one more walk).
+    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (ScopeProvider,)
+
+    def __init__(self) -> None:
         super().__init__()
-        self.by_position = {(r.line, r.column): r for r in requests}
         self.functions: list[cst.FunctionDef] = []
         self.ancestors: list[cst.CSTNode] = []
         self.targets: list[_Target] = []
@@ -141,14 +138,6 @@ class _Finder(cst.CSTVisitor):
         self.ancestors.pop()
         if isinstance(original_node, cst.FunctionDef):
             self.functions.pop()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        position: CodeRange = self.get_metadata(PositionProvider, node)
-        request = self.by_position.get((position.start.line, position.start.column + 1))
-        if request is None or not self.functions:
-            return
-        plan = self._plan(request, node)
-        self.plans[request] = plan
 
     def _plan(self, request: HoistRequest, node: cst.Call) -> HoistPlan:
         function = self.functions[-1]
@@ -202,12 +191,12 @@ class _Finder(cst.CSTVisitor):
         verdict = "safe"
         for argument in node.args:
             for name in _names_in(argument.value):
-                qualnames = {q.name for q in self.get_metadata(QualifiedNameProvider, name, set())}
-                if qualnames & set(REQUEST_OBJECTS):
-                    return None
                 scope = self.get_metadata(ScopeProvider, name, None)
                 if scope is None:
                     continue
+                qualnames = {q.name for q in scope.get_qualified_names_for(name)}
+                if qualnames & set(REQUEST_OBJECTS):
+                    return None
                 assignments = list(scope[name.value]) if name.value in scope else []
                 if not assignments:
                     continue  # builtins
@@ -222,7 +211,25 @@ class _Finder(cst.CSTVisitor):
         return verdict
 
 
-class HoistPlanner(_Finder):
+class _Finder(_Planning):
+    """Finds the requested calls by position and plans each."""
+
+    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (PositionProvider,)
+
+    def __init__(self, requests: Sequence[HoistRequest]) -> None:
+        super().__init__()
+        self.by_position = {(r.line, r.column): r for r in requests}
+
+    def visit_Call(self, node: cst.Call) -> None:
+        position: CodeRange = self.get_metadata(PositionProvider, node)
+        request = self.by_position.get((position.start.line, position.start.column + 1))
+        if request is None or not self.functions:
+            return
+        plan = self._plan(request, node)
+        self.plans[request] = plan
+
+
+class HoistPlanner(_Planning):
     """The analysis' side of the fix: plans a hoist for every creation site as the indexer finds
     it, in the same walk, so `check` can show which DPL101 findings are fixable (and how safely)
     without running the codemod. `hoist` makes the same plan again when it rewrites.
@@ -231,10 +238,8 @@ class HoistPlanner(_Finder):
     recorded it as a site or not.
     """
 
-    METADATA_DEPENDENCIES = (ScopeProvider, QualifiedNameProvider)
-
     def __init__(self, site_nodes: Sequence[tuple[cst.Call, object]], packs: PackSet) -> None:
-        super().__init__(())
+        super().__init__()
         self.site_nodes = site_nodes
         self.packs = packs
         self._seen = 0
