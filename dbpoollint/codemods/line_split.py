@@ -122,4 +122,5 @@ def split_long_lines(code: str, line_length: int = DEFAULT_LINE_LENGTH) -> str:
     lines = code.splitlines(keepends=True)
     if all(len(line.rstrip("\r\n")) <= line_length for line in lines):
         return code
-    return MetadataWrapper(cst.parse_module(code), unsafe_skip_copy=True).visit(_SplitLong(lines, line_length)).code
+    wrapper = MetadataWrapper(cst.parse_module(code), unsafe_skip_copy=True)
+    return wrapper.visit(_SplitLong(lines, line_length)).code
