@@ -50,22 +50,9 @@ def _set_keywords(call: cst.Call, entries: Sequence[tuple[str, str]]) -> cst.Cal
                 whitespace_after=cst.SimpleWhitespace(""),
             ),
         )
-        args = _append(args, new, call.whitespace_before_args)
+        # the call's own layout: one argument per line stays so, no trailing space
+        args = list(_with_arg(call.with_changes(args=args), new).args)
     return call.with_changes(args=args)
-
-
-def _append(
-    args: list[cst.Arg], new: cst.Arg, leading: cst.BaseParenthesizableWhitespace
-) -> list[cst.Arg]:
-    """Append an argument, keeping a trailing comma and one-per-line layout when present."""
-    if not args:
-        return [new]
-    last = args[-1]
-    if isinstance(last.comma, cst.Comma):
-        between = cst.Comma(whitespace_after=_without_comment(leading))
-        return [*args[:-1], last.with_changes(comma=between), new.with_changes(comma=last.comma)]
-    comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-    return [*args[:-1], last.with_changes(comma=comma), new]
 
 
 def _without_comment(
