@@ -88,7 +88,7 @@ class Excludes:
     root: Path
 
     def excluded(self, path: Path) -> bool:
-        if path.name in DEFAULT_EXCLUDES:
+        if path.name in DEFAULT_EXCLUDES or _template_name(path.name):
             return True
         try:
             relative = resolved(path).relative_to(self.root).as_posix()
@@ -106,6 +106,12 @@ class Excludes:
         absolute = resolved(path)
         chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
         return any(self.excluded(p) for p in chain)
+
+
+def _template_name(name: str) -> bool:
+    """`{{cookiecutter.project}}/`: a project template (cookiecutter, copier), not code that
+    runs or parses; its files are Jinja until rendered."""
+    return "{{" in name and "}}" in name
 
 
 def resolved(path: Path) -> Path:

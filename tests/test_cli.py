@@ -456,3 +456,14 @@ def test_init_creates_pyproject_and_refuses_broken_toml(project: Path) -> None:
     result = run_cli(["init", "--path", "broken/pyproject.toml"])
     assert result.exit_code == 2 and "invalid TOML, not changed" in result.output
     assert (project / "broken" / "pyproject.toml").read_text() == "[project\n"
+
+
+def test_project_templates_are_not_checked(project: Path) -> None:
+    # CKAN's contrib/cookiecutter/.../{{cookiecutter.project}}/: Jinja until rendered, so a
+    # DPL001 syntax error there is noise. The same file outside the template folder is checked.
+    template = 'from flask import Blueprint\n\n{{cookiecutter.name}} = Blueprint("x", __name__)\n'
+    write(project / "contrib" / "{{cookiecutter.project}}" / "plugin.py", template)
+    write(project / "app.py", GOOD_VIEW)
+    assert check_json(".") == []
+    write(project / "contrib" / "rendered" / "plugin.py", template)
+    assert [f["code"] for f in check_json(".")] == ["DPL001"]
