@@ -281,11 +281,16 @@ def _borrowed_connections(function: cst.FunctionDef, nodes: list[cst.CSTNode]) -
 
 
 def _session_on_borrowed(call: cst.Call, borrowed: set[str], visitor: Walker) -> bool:
-    """`Session(bind=conn)` / `Session(conn)` / `Session(bind=op.get_bind())`."""
-    if not visitor.qualnames(call.func) & SESSION_CLASSES:
-        return False
+    """`Session(bind=conn)` / `Session(conn)` / `Session(bind=op.get_bind())`; with `bind=`
+    also a session factory's call (`Session = sessionmaker()` then `Session(bind=bind)`, as
+    Alembic migrations write it) and `sessionmaker(bind=conn)()`."""
     bind = next((a.value for a in call.args if a.keyword and a.keyword.value == "bind"), None)
+    if bind is None and isinstance(call.func, cst.Call):
+        maker = call.func
+        bind = next((a.value for a in maker.args if a.keyword and a.keyword.value == "bind"), None)
     if bind is None:
+        if not visitor.qualnames(call.func) & SESSION_CLASSES:
+            return False
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         bind = positional[0] if positional else None
     if isinstance(bind, cst.Name):
