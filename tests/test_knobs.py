@@ -8,7 +8,7 @@ import pytest
 
 from dbpoollint.packs import PackError, load_pack, load_packs
 from dbpoollint.versions import in_range, newest_allowed, parse_version, read_pins
-from tests.conftest import run_cli
+from tests.conftest import check_json, run_cli
 
 
 @pytest.mark.parametrize(
@@ -112,3 +112,27 @@ def test_unsafe_limit_fixes_need_the_flag(tmp_path: Path) -> None:
     result = run_cli(["check", "--fix", "--select", "DPL204", str(app)])
     assert app.read_text() == source
     assert "1 unsafe fix(es) skipped" in result.output
+
+
+RETRY_WITHOUT_POOL_OPTIONS = """\
+from sqlalchemy import create_engine
+
+
+def make_engine(config):
+    try:
+        engine = create_engine(config["url"], pool_size=20, pool_recycle=600)
+    except TypeError:  # SQLite does not support pool_size
+        engine = create_engine(config["url"])
+    return engine
+"""
+
+
+def test_the_retry_without_pool_options_for_sqlite_is_not_judged(tmp_path: Path) -> None:
+    # privacyidea's engine factories: the handler's call exists for dialects without a pool.
+    module = tmp_path / "engines.py"
+    module.write_text(RETRY_WITHOUT_POOL_OPTIONS)
+    assert check_json(module, extra=["--select", "DPL2"]) == []
+    # The same bare call outside such a handler is judged.
+    module.write_text(RETRY_WITHOUT_POOL_OPTIONS.replace("except TypeError:", "finally:"))
+    rows = [f["location"]["row"] for f in check_json(module, extra=["--select", "DPL205"])]
+    assert rows == [8]

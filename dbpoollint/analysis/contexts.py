@@ -213,3 +213,33 @@ def lives_long(summary: ModuleSummary, fact: ClientCallFact, instantiated: froze
     if target.startswith("self.") and function is not None and function.class_key:
         return function.class_key.rsplit(".", 1)[-1] in instantiated
     return False
+
+
+# --- run once: one-off entry points and what only they call ---------------------------------
+
+# A script's `main`, a migration's `upgrade`/`downgrade`, a management command's `handle`: each
+# runs once per process, which ends right after.
+ENTRY_POINTS = frozenset({"main", "upgrade", "downgrade", "handle"})
+
+
+def run_once(summary: ModuleSummary) -> frozenset[str]:
+    """Functions of a one-off module that run once per process: its entry points and the
+    functions only they (or other run-once functions) call. A connection such a function never
+    closes is closed by the exit a moment later; a helper a loop may call is not among them
+    (it has a caller outside this set, or none that is known)."""
+    if summary.run_context != ONE_OFF:
+        return frozenset()
+    callers: dict[str, set[str]] = {}
+    for key, function in summary.functions.items():
+        for reference in function.references:
+            callers.setdefault(reference, set()).add(key)
+    once = {key for key in summary.functions if key.rsplit(".", 1)[-1] in ENTRY_POINTS}
+    changed = True
+    while changed:
+        changed = False
+        for key in summary.functions:
+            known = callers.get(key)
+            if key not in once and known and known <= once:
+                once.add(key)
+                changed = True
+    return frozenset(once)

@@ -444,6 +444,17 @@ class ModuleIndexer(cst.CSTVisitor):
         )
         self.site_nodes.append((node, site))
 
+    def _retried_without_options(self, qualnames: frozenset[str]) -> bool:
+        """The call sits in an `except` handler of a `try:` that makes the same call with
+        keyword arguments (the pool options the handler's retry leaves out)."""
+        for index in range(len(self.ancestors) - 1, 0, -1):
+            handler, statement = self.ancestors[index], self.ancestors[index - 1]
+            if isinstance(handler, cst.ExceptHandler) and isinstance(statement, cst.Try):
+                finder = _CallsWithKeywords(self, qualnames)
+                statement.body.visit(finder)
+                return finder.found
+        return False
+
     def _assigned_value(self, node: cst.Call) -> bool:
         """Is the call (awaited or not) the value assigned by its statement?"""
         parent = self.ancestors[-2] if len(self.ancestors) > 1 else None
@@ -484,6 +495,7 @@ class ModuleIndexer(cst.CSTVisitor):
             star,
             target,
             discarded=isinstance(parent, cst.Expr),
+            fallback=self._retried_without_options(qualnames),
         )
         self.call_nodes.append((node, fact))
 
@@ -707,6 +719,22 @@ def _string_list(node: cst.BaseExpression) -> tuple[str, ...] | None:
             return None
         names.append(value.evaluated_value)
     return tuple(names)
+
+
+class _CallsWithKeywords(cst.CSTVisitor):
+    """Is there a call to one of `qualnames`, with keyword arguments, in the visited code?"""
+
+    def __init__(self, indexer: ModuleIndexer, qualnames: frozenset[str]) -> None:
+        super().__init__()
+        self.indexer = indexer
+        self.qualnames = qualnames
+        self.found = False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if any(a.keyword is not None for a in node.args) and (
+            self.indexer.qualnames(node.func) & self.qualnames
+        ):
+            self.found = True
 
 
 def _mentioned(name: str, guards: list[str]) -> bool:

@@ -69,6 +69,9 @@ class ClientCallFact:
     # The call is a statement of its own (`await Tortoise.init(...)`): nothing local holds the
     # result, so the library keeps the pool itself.
     discarded: bool = False
+    # In an `except` handler whose `try:` made the same call with pool options: the retry for a
+    # dialect that rejects them (`except TypeError:  # SQLite does not support pool_size`).
+    fallback: bool = False
 
     def keyword(self, name: str) -> Value | None:
         return next((v for k, v in self.keywords if k == name), None)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dbpoollint.analysis.contexts import SERVICE, context_of
+from dbpoollint.analysis.contexts import SERVICE, context_of, run_once
 from dbpoollint.analysis.leaks import SESSION_CLASSES
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
@@ -28,7 +28,10 @@ class ConnectionLeak(Rule):
       returns one of those (`conn = db.get_conn()` where `def get_conn(): return
       pool.getconn()`), through any chain of such helpers. A session bound to a connection the
       function borrows (`Session(bind=conn)` inside `with engine.begin() as conn:`,
-      `Session(bind=op.get_bind())`) and `session.connection()` acquire nothing;
+      `Session(bind=op.get_bind())`, `Session = sessionmaker()` then `Session(bind=bind)`)
+      and `session.connection()` acquire nothing. In one-off code, the entry points (`main`,
+      `upgrade`, `downgrade`, `handle`) and the functions only they call run once per process,
+      whose exit closes what they leave open: not judged. Other one-off functions are;
     - released: used in `with` / `async with` (or `closing(...)`), or `close()` / `release()` /
       `putconn(...)` on it inside a `finally:` (`get_pool().putconn(conn)` too). For an async
       connection or session, a `close()` without `await` only makes a coroutine and releases
@@ -123,9 +126,10 @@ class ConnectionLeak(Rule):
         for summary in project.summaries:
             if summary.is_test:
                 continue
+            once = run_once(summary)
             for fact in summary.lifecycle.acquisitions:
-                if fact.verdict not in REPORTED:
-                    continue
+                if fact.verdict not in REPORTED or fact.function in once:
+                    continue  # a script's `main` leaks nothing the exit does not close
                 what = what_of(summary, fact.callee)
                 if what is None:
                     continue

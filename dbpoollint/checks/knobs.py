@@ -356,6 +356,8 @@ def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator
         for fact in summary.client_calls:
             if fact.kind not in kinds:
                 continue
+            if fact.fallback:
+                continue  # the retry without pool options for a dialect that rejects them
             if (
                 fact.kind == "pool"
                 and not lives_long(summary, fact, instantiated)
