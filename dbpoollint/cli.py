@@ -26,6 +26,7 @@ from dbpoollint.discovery import (
     Excludes,
     discover,
     discover_project_files,
+    forget_file_system,
     is_test_file,
     module_aliases,
     module_name,
@@ -82,6 +83,7 @@ def _codes(values: Sequence[str]) -> list[str]:
 @click.version_option(__version__, "--version", "-V", prog_name="dbpoollint")
 def main() -> None:
     """Find database connection-pool mistakes in Python services."""
+    forget_file_system()
 
 
 def _check_options(function: F) -> F:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -115,11 +116,31 @@ def _template_name(name: str) -> bool:
 
 
 def resolved(path: Path) -> Path:
-    """`path.resolve()`, except that a symlink loop stays itself (to be reported, not a crash)."""
+    """`path.resolve()`, except that a symlink loop stays itself (to be reported, not a crash).
+
+    Remembered for the run: discovery, module names and aliases resolve every file and folder
+    of the project several times, and each `resolve()` costs a system call per path part.
+    """
+    return _resolved(path, os.getcwd())
+
+
+@functools.cache
+def _resolved(path: Path, cwd: str) -> Path:
     try:
         return path.resolve()
     except (RuntimeError, OSError):  # RuntimeError: "Symlink loop from ..."
         return path.absolute()
+
+
+@functools.cache
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def forget_file_system() -> None:
+    """Start a run with nothing remembered about the file system (tests run many in one process)."""
+    _resolved.cache_clear()
+    _exists.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -311,7 +332,7 @@ def module_name(path: Path) -> str:
     absolute = resolved(path)
     parts = [] if absolute.stem == "__init__" else [absolute.stem]
     directory = absolute.parent
-    while (directory / "__init__.py").exists() and directory.parent != directory:
+    while _exists(directory / "__init__.py") and directory.parent != directory:
         parts.insert(0, directory.name)
         directory = directory.parent
     return ".".join(parts) or absolute.stem
@@ -348,7 +369,7 @@ def module_aliases(path: Path) -> tuple[str, ...]:
 
 
 def _is_root(directory: Path) -> bool:
-    return any((directory / marker).exists() for marker in ROOT_MARKERS)
+    return any(_exists(directory / marker) for marker in ROOT_MARKERS)
 
 
 def project_root(target: Path) -> Path:
