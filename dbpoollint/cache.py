@@ -8,6 +8,9 @@ selection, per-file ignores and fix values apply in the join, which always rerun
 summary holds: a change to the dataclasses changes the tool fingerprint, and an entry that
 cannot be unpickled or carries another stamp is a miss, rewritten by the run.
 
+A second kind of entry holds one file's fixes (`fix_key`): the file's bytes plus a `repr` of
+every fix its findings ask for, so an unchanged file with unchanged findings runs no codemod.
+
 Writes go to a temporary file in the same folder and are renamed over the entry, so two
 concurrent runs never see half an entry: the last rename wins, and both are valid.
 """
