@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from dbpoollint.codemods.imports import add_stdlib_import
+from dbpoollint.codemods.imports import add_stdlib_import, is_docstring
 from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH, split_long_lines
 from dbpoollint.fixes import imports_module, taken_names, unique_name
 
@@ -108,7 +108,7 @@ def _returned_expression(function: cst.FunctionDef) -> cst.BaseExpression | None
     if not isinstance(function.body, cst.IndentedBlock):
         return None
     statements = list(function.body.body)
-    if statements and _is_docstring(statements[0]):
+    if statements and is_docstring(statements[0]):
         statements = statements[1:]
     if len(statements) != 1 or not isinstance(statements[0], cst.SimpleStatementLine):
         return None
@@ -116,14 +116,6 @@ def _returned_expression(function: cst.FunctionDef) -> cst.BaseExpression | None
     if isinstance(small, cst.Return) and small.value is not None:
         return small.value
     return None
-
-
-def _is_docstring(statement: cst.BaseStatement) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and isinstance(statement.body[0], cst.Expr)
-        and isinstance(statement.body[0].value, cst.SimpleString | cst.ConcatenatedString)
-    )
 
 
 def _async_singleton(
@@ -149,7 +141,7 @@ def _async_singleton(
     assert isinstance(getter, cst.FunctionDef)
     assert isinstance(getter.body, cst.IndentedBlock)
     assert isinstance(function.body, cst.IndentedBlock)
-    docstring = [s for s in function.body.body[:1] if _is_docstring(s)]
+    docstring = [s for s in function.body.body[:1] if is_docstring(s)]
     # Keep the signature's return annotation and the docstring.
     getter = getter.with_changes(
         returns=function.returns,

@@ -57,13 +57,14 @@ def _leading_block(module: cst.Module) -> list[int]:
         if _import_line(statement) is not None:
             indexes.append(index)
             continue
-        if index == 0 and _is_docstring(statement):
+        if index == 0 and is_docstring(statement):
             continue
         break
     return indexes
 
 
-def _is_docstring(statement: cst.BaseStatement) -> bool:
+def is_docstring(statement: cst.BaseStatement) -> bool:
+    """A string expression statement: a module's or function's docstring when it comes first."""
     return (
         isinstance(statement, cst.SimpleStatementLine)
         and isinstance(statement.body[0], cst.Expr)
@@ -115,7 +116,7 @@ def add_stdlib_import(module: cst.Module, code: str) -> cst.Module:
         body[at] = moved.with_changes(leading_lines=[cst.EmptyLine(), *rest])
         body.insert(at, new.with_changes(leading_lines=blanks))
         return module.with_changes(body=body)
-    at = block[-1] + 1 if block else (1 if body and _is_docstring(body[0]) else 0)
+    at = block[-1] + 1 if block else (1 if body and is_docstring(body[0]) else 0)
     if block:
         # Only `from __future__` imports so far: a new section, after a blank line.
         body.insert(at, new.with_changes(leading_lines=[cst.EmptyLine()]))
