@@ -11,7 +11,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -351,7 +350,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results: list[Result] = []
     if args.stdlib:
-        results += run_corpus("stdlib", Path(sysconfig.get_paths()["stdlib"]), command)
+        from benchmarks.targets import byte_compile_package, stdlib_copy
+
+        byte_compile_package()
+        copies = Path(tempfile.mkdtemp(prefix="dbpoollint-stdlib-"))
+        try:
+            results += run_corpus("stdlib", stdlib_copy(copies), command)
+        finally:
+            shutil.rmtree(copies, ignore_errors=True)
     if args.synthetic:
         workdir = Path(tempfile.mkdtemp(prefix="dbpoollint-bench-"))
         try:

@@ -8,6 +8,7 @@ average is printed before and after: on a busy machine read the ratios, not the 
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import statistics
@@ -77,6 +78,41 @@ def paired(
     )
 
 
+def stdlib_copy(workdir: Path) -> Path:
+    """The running interpreter's standard library (its .py files, no site-packages) under workdir.
+
+    A copy, because the installed one may sit in a git checkout whose .gitignore hides it (pyenv
+    keeps `versions/` ignored): both tools would then walk an empty tree.
+    """
+    copy = workdir / "stdlib"
+    if not copy.is_dir():
+        source = Path(sysconfig.get_paths()["stdlib"])
+
+        def ignore(folder: str, names: list[str]) -> set[str]:
+            return {
+                name
+                for name in names
+                if name in {"site-packages", "__pycache__"}
+                or (not name.endswith(".py") and not (Path(folder) / name).is_dir())
+            }
+
+        shutil.copytree(source, copy, ignore=ignore, symlinks=True)
+    return copy
+
+
+def byte_compile_package() -> None:
+    """Write dbpoollint's .pyc files, as `pip install` does: an editable install (or
+    PYTHONDONTWRITEBYTECODE) would otherwise make every run recompile the package."""
+    package = Path(__file__).resolve().parent.parent / "dbpoollint"
+    compileall.compile_dir(package, quiet=1)
+
+
+def tool(name: str) -> str | None:
+    """A command from the running interpreter's environment first (an unactivated venv)."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which(name, path=search)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -111,8 +147,8 @@ class Runner:
     # --- P1 ------------------------------------------------------------------------------------
 
     def p1(self) -> None:
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
-        ruff = shutil.which("ruff")
+        stdlib = stdlib_copy(self.workdir)
+        ruff = tool("ruff")
         if ruff is None:
             self.add(Target("P1", "stdlib cold / ruff ALL", None, 0.3, note="ruff not found"))
             return
@@ -157,7 +193,7 @@ class Runner:
         note = f"one edited file {one:.2f} s, cold {cold:.2f} s"
         self.add(Target("P3", "one edited file / cold", ratio, 0.2, note=note))
 
-        stdlib = Path(sysconfig.get_paths()["stdlib"])
+        stdlib = stdlib_copy(self.workdir)
         cache = self.workdir / "stdlib-cache"
         env_command = ["env", f"DBPOOLLINT_CACHE_DIR={cache}", *self.lint(stdlib)]
         timed(env_command, cwd=stdlib)
@@ -167,9 +203,18 @@ class Runner:
     # --- P4 ------------------------------------------------------------------------------------
 
     def p4(self, synthetic: Path, big_lines: int, big_timeout: float) -> None:
-        fixit = shutil.which("fixit")
+        fixit = tool("fixit")
         if fixit is None:
-            self.add(Target("P4", "fixit lint / cold", None, 10, True, note="fixit not installed"))
+            self.add(
+                Target(
+                    "P4",
+                    "fixit lint / cold",
+                    None,
+                    10,
+                    True,
+                    note="fixit not installed: pip install -e '.[bench]'",
+                )
+            )
         else:
             fixit_run = lambda: timed([fixit, "lint", str(synthetic)], cwd=synthetic)  # noqa: E731
             theirs, ours, ratio = paired(fixit_run, self.cold(synthetic), self.rounds)
@@ -198,7 +243,7 @@ class Runner:
     # --- start-up ------------------------------------------------------------------------------
 
     def startup(self, one: Path) -> None:
-        ruff = shutil.which("ruff")
+        ruff = tool("ruff")
         ours_run = lambda: timed([*self.base, "check", str(one), "--exit-zero"], cwd=one.parent)  # noqa: E731
         ours_run()  # pre-commit runs warm: the first run reads the project and fills the cache
         if ruff is None:
@@ -261,6 +306,7 @@ def run_targets(
     workdir: Path,
 ) -> int:
     log(f"before: {load()}")
+    byte_compile_package()
     runner = Runner(base, jobs, rounds, workdir)
     synthetic = generate(workdir / "synthetic", synthetic_files, 0.1, 0).root
     (synthetic / "pyproject.toml").write_text("")  # the project root: its cache lives here
