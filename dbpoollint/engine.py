@@ -292,7 +292,10 @@ def check_files(
         if result.summary is not None and result.path in from_path:
             classify(result.summary, from_path[result.path], result.summary.context_markers)
     aliases = {item.path: item.aliases for item in [*inputs, *extra] if item.aliases}
-    findings = join(results, selection, project_files, packs, fix_values, aliases, budget, contexts)
+    reported = frozenset(checked) if extra else None
+    findings = join(
+        results, selection, project_files, packs, fix_values, aliases, budget, contexts, reported
+    )
     if extra:
         findings = [f for f in findings if f.path in checked]
     return CheckResult(
@@ -330,28 +333,26 @@ def _mentioning_builders(skipped: Sequence[FileInput], results: Sequence[FileRes
     """Skipped files the join needs after all: those naming a function that builds a client, and
     package `__init__` modules that re-export (`from .cache import client`)."""
     names = {
-        site.function.rsplit(".", 1)[-1]
+        site.function.rsplit(".", 1)[-1].encode()
         for result in results
         if result.summary is not None
         for site in result.summary.sites
     }
-    pattern = (
-        re.compile(rb"\b(?:" + b"|".join(re.escape(n.encode()) for n in sorted(names)) + rb")\b")
-        if names
-        else None
-    )
     return [
         (item.path, item.data, item.module, item.is_test, True)
         for item in skipped
         if item.data is not None
         and not item.is_test
         and (
-            (pattern is not None and pattern.search(item.data))
+            # A set of the file's identifiers: several times faster than one regex alternating
+            # over every builder's name, which a warm run would pay on every skipped file.
+            (names and not names.isdisjoint(_IDENTIFIER.findall(item.data)))
             or (item.path.endswith("__init__.py") and _REEXPORT.search(item.data))
         )
     ]
 
 
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _REEXPORT = re.compile(rb"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]", re.MULTILINE)
 # Files per task: big enough to amortise the pickling, small enough that a worker that dies
 # takes few files with it (those are then rerun one per process).
@@ -468,9 +469,11 @@ def join(
     aliases: Mapping[str, tuple[str, ...]] | None = None,
     budget: Mapping[str, int] | None = None,
     contexts: frozenset[str] = frozenset(),
+    reported: frozenset[str] | None = None,
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     project = make_project(results, project_files, packs, fix_values, aliases, budget, contexts)
+    project.reported = reported
     findings = [f for r in results for f in r.findings]
     by_path = {s.path: s for s in project.summaries}
     for rule_class in ALL_RULES:

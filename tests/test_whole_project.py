@@ -99,3 +99,25 @@ def test_pre_commit_on_one_changed_file_still_sees_its_callers(tmp_path: Path) -
     assert result.returncode == 1, output
     assert "backend/app/utils/db.py:8:" in output and "DPL101" in output
     assert "backend/app/api/routes.py:" not in output
+
+
+PROJECT_CASES = sorted(p for p in (FIXTURES / "projects").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("case", PROJECT_CASES, ids=lambda p: p.name)
+def test_each_file_alone_reports_what_the_whole_project_reports_for_it(
+    case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial run reads the other modules for facts and judges only the given paths: it
+    must neither lose a finding of the whole run nor add one."""
+    copy = tmp_path / case.name
+    shutil.copytree(case, copy)
+    if not (copy / "pyproject.toml").exists():
+        (copy / "pyproject.toml").write_text("")
+    monkeypatch.chdir(copy)
+    codes = ",".join(sorted({"DPL101", "DPL102", "DPL103", "DPL201", "DPL301", "DPL302"}))
+    selected = ["--select", codes, "--no-cache"]
+    whole = check_json(".", extra=selected)
+    for module in sorted(copy.rglob("*.py")):
+        alone = check_json(str(module.relative_to(copy)), extra=selected)
+        assert _found(alone, module) == _found(whole, module), module.relative_to(copy)

@@ -90,10 +90,21 @@ class Project:
     contexts: frozenset[str] = frozenset()
     # The one resolver of qualified names every rule uses (re-exports and aliases followed).
     index: ModuleIndex = field(default=None)  # type: ignore[assignment]
+    # The paths whose findings the run prints (None: all). The other summaries are read for
+    # their facts only.
+    reported: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.index is None:
             self.index = ModuleIndex(self.summaries)
+
+    def reported_summaries(self) -> list[ModuleSummary]:
+        """The summaries of the reported paths, for a rule whose findings sit in the module it
+        reads: pre-commit checks a few files of a large project, and judging every other module
+        only to drop its findings would cost as much as checking the whole tree."""
+        if self.reported is None:
+            return self.summaries
+        return [s for s in self.summaries if s.path in self.reported]
 
 
 class Rule:

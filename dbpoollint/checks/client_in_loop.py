@@ -85,7 +85,7 @@ class ClientInLoop(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         builders = _builders(project)
-        for summary in project.summaries:
+        for summary in project.reported_summaries():
             if summary.is_test:
                 continue
             for fact in summary.process.loop_calls:

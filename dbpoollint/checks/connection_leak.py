@@ -123,7 +123,7 @@ class ConnectionLeak(Rule):
         if project.packs is None:
             return
         what_of = Sources(project, project.packs).what
-        for summary in project.summaries:
+        for summary in project.reported_summaries():
             if summary.is_test:
                 continue
             once = run_once(summary)

@@ -65,7 +65,7 @@ class CredentialsInUrl(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         schemes = project.packs.url_schemes if project.packs is not None else frozenset()
-        for summary in project.summaries:
+        for summary in project.reported_summaries():
             if summary.is_test:
                 continue
             for literal in summary.urls.literals:

@@ -341,16 +341,20 @@ class PoolCall:
         return FixRequest(request.fixer, (*request.params, ("line-length", self.line_length)))
 
 
-def pool_calls(project: Project, kinds: tuple[str, ...] = ("pool",)) -> Iterator[PoolCall]:
-    """Every constructor call with knobs, outside tests and one-off code, that really pools."""
+def pool_calls(
+    project: Project, kinds: tuple[str, ...] = ("pool",), whole_project: bool = False
+) -> Iterator[PoolCall]:
+    """Every constructor call with knobs, outside tests and one-off code, that really pools:
+    in the reported modules, or in all of them (`whole_project`, for the connection budget)."""
     pack_set = packs(project)
     instantiated = instantiated_at_module_level(project.summaries)
     # What DPL101 reports is a pool until it is hoisted: its knobs still speak when DPL101 is
     # not selected (the selection drops them on the same call when it is).
     per_request = {
-        (found.summary.path, found.site.span) for found in per_call_sites(project, "pool")
+        (found.summary.path, found.site.span)
+        for found in per_call_sites(project, "pool", whole_project)
     }
-    for summary in project.summaries:
+    for summary in project.summaries if whole_project else project.reported_summaries():
         if summary.is_test:
             continue
         for fact in summary.client_calls:

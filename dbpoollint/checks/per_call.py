@@ -111,8 +111,10 @@ def _is_handler(project: Project, summary: ModuleSummary, function: str) -> bool
     )
 
 
-def per_call_sites(project: Project, kind: str) -> Iterator[PerCallSite]:
-    for summary in project.summaries:
+def per_call_sites(
+    project: Project, kind: str, whole_project: bool = False
+) -> Iterator[PerCallSite]:
+    for summary in project.summaries if whole_project else project.reported_summaries():
         if summary.is_test:
             continue
         reasons = project.per_call.get(summary.path, {})

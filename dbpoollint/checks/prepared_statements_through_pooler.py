@@ -90,7 +90,7 @@ class PreparedStatementsThroughPooler(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         resolver = UrlResolver(project)
-        for summary in project.summaries:
+        for summary in project.reported_summaries():
             if summary.is_test:
                 continue
             for fact in summary.client_calls:

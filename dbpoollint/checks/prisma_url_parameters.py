@@ -68,7 +68,7 @@ class PrismaUrlParameters(Rule):
 
     def check(self, project: Project) -> Iterator[Finding]:
         resolver = UrlResolver(project)
-        for summary in project.summaries:
+        for summary in project.reported_summaries():
             for fact in summary.client_calls:
                 for resolved in resolver.call_urls(summary, fact):
                     if resolved.url.scheme not in POSTGRES_SCHEMES:

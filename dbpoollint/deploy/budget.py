@@ -175,7 +175,7 @@ def _long_lived(project: Project) -> Iterable[PoolCall]:
     """Pools built once per process: at module level, in a lazy global or cached getter, or in
     a function that never runs per call (an app factory, a Pyramid `includeme`, a startup
     hook). Pools built per call are DPL101's business and have no bound to add up."""
-    for call in pool_calls(project):
+    for call in pool_calls(project, whole_project=True):
         summary, fact = call.summary, call.fact
         if one_off(summary.path, summary.module):
             continue
