@@ -348,7 +348,8 @@ def _progress(enabled: bool) -> Iterator[_Progress]:
     if not enabled:
         yield _Progress(None)
         return
-    with click.progressbar(length=0, label="Analysing", file=sys.stderr) as bar:
+    bar: Any = click.progressbar(length=0, label="Analysing", file=sys.stderr)
+    with bar:
         yield _Progress(bar)
 
 
