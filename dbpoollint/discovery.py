@@ -6,6 +6,7 @@ import contextlib
 import fnmatch
 import functools
 import os
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,8 @@ def forget_file_system() -> None:
     """Start a run with nothing remembered about the file system (tests run many in one process)."""
     _resolved.cache_clear()
     _exists.cache_clear()
+    _package_dirs.cache_clear()
+    _declared_roots.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -328,7 +331,13 @@ def _walk(
 
 
 def module_name(path: Path) -> str:
-    """The dotted module name, walking up through packages (folders with __init__.py)."""
+    """The dotted module name: as `[tool.setuptools] package-dir` maps the file's folder when
+    the nearest pyproject.toml says so, else walking up through packages (folders with
+    __init__.py)."""
+    return declared_module_name(path) or _folder_module_name(path)
+
+
+def _folder_module_name(path: Path) -> str:
     absolute = resolved(path)
     parts = [] if absolute.stem == "__init__" else [absolute.stem]
     directory = absolute.parent
@@ -346,17 +355,19 @@ MAX_ALIAS_LEVELS = 6
 
 
 def module_aliases(path: Path) -> tuple[str, ...]:
-    """Longer names the module may be imported as, up to the folder holding a root marker.
+    """Other names the module may be imported as, up to the folder holding a root marker.
 
     `backend/app/db.py` without `__init__.py` files is `db` to :func:`module_name` (run from its
     own folder) but `app.db` when `backend/` is on `sys.path`, and `backend.app.db` from the
     repository's root: the resolver knows it by all three.
     """
-    name = module_name(path)
+    name = _folder_module_name(path)
+    declared = declared_module_name(path)
     directory = resolved(path).parent
     for _ in range(name.count(".") + (path.stem == "__init__")):
         directory = directory.parent
-    aliases: list[str] = []
+    # A package-dir name wins; the folders' own name stays an alias (`source.db` for `mypkg.db`).
+    aliases: list[str] = [name] if declared not in (None, name) else []
     for _ in range(MAX_ALIAS_LEVELS):
         if _is_root(directory) or directory.parent == directory or not directory.name:
             break
@@ -365,7 +376,60 @@ def module_aliases(path: Path) -> tuple[str, ...]:
             break
         aliases.append(name)
         directory = directory.parent
-    return tuple(aliases)
+    return tuple(alias for alias in aliases if alias != declared)
+
+
+def declared_module_name(path: Path) -> str | None:
+    """The name `[tool.setuptools] package-dir` gives the file, from the nearest pyproject.toml.
+
+    `package-dir = {"" = "lib"}` makes `lib/mypkg/db.py` `mypkg.db`, with or without
+    `__init__.py` files; `{"mypkg" = "source"}` makes `source/db.py` `mypkg.db`. The deepest
+    folder that holds the file decides. None when no mapping covers it, or a folder on the way
+    is no identifier.
+    """
+    absolute = resolved(path)
+    for folder, package in _declared_roots(absolute.parent):
+        try:
+            relative = absolute.relative_to(folder)
+        except ValueError:
+            continue
+        parts = [*relative.parts[:-1], absolute.stem]
+        if parts[-1] == "__init__":
+            parts.pop()
+        if not all(part.isidentifier() for part in parts):
+            return None
+        return ".".join([*([package] if package else []), *parts]) or None
+    return None
+
+
+@functools.cache
+def _declared_roots(directory: Path) -> tuple[tuple[Path, str], ...]:
+    """The package-dir mappings that apply in `directory`: the nearest pyproject.toml's, as
+    (folder, package name), deepest folder first. None above a root marker without one."""
+    if _exists(directory / "pyproject.toml"):
+        return _package_dirs(directory / "pyproject.toml")
+    if _is_root(directory) or directory.parent == directory:
+        return ()
+    return _declared_roots(directory.parent)
+
+
+@functools.cache
+def _package_dirs(pyproject: Path) -> tuple[tuple[Path, str], ...]:
+    try:
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ()  # a broken pyproject.toml is the configuration loader's to report
+    mapping = table.get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    if not isinstance(mapping, dict):
+        return ()
+    roots = [
+        (resolved(pyproject.parent / folder), package)
+        for package, folder in mapping.items()
+        if isinstance(package, str)
+        and isinstance(folder, str)
+        and all(part.isidentifier() for part in package.split(".") if package)
+    ]
+    return tuple(sorted(roots, key=lambda root: len(root[0].parts), reverse=True))
 
 
 def _is_root(directory: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dbpoollint.discovery import forget_file_system, module_aliases, module_name
 from tests.conftest import FIXTURES, check_json
 
 ROOT = Path(__file__).parent.parent
@@ -121,3 +122,42 @@ def test_each_file_alone_reports_what_the_whole_project_reports_for_it(
     for module in sorted(copy.rglob("*.py")):
         alone = check_json(str(module.relative_to(copy)), extra=selected)
         assert _found(alone, module) == _found(whole, module), module.relative_to(copy)
+
+
+def test_package_dir_names_modules_the_same_from_any_checked_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`package-dir = {"mypkg" = "source"}`: `from mypkg.db import ...` resolves whether the
+    run starts at the root, at `source/api` or at one file."""
+    project = tmp_path / "project"
+    shutil.copytree(FIXTURES / "projects" / "package_dir_layout", project)
+    monkeypatch.chdir(project)
+    routes, db = Path("source/api/routes.py"), Path("source/db.py")
+    whole_routes, whole_db = _found(check_json("."), routes), _found(check_json("."), db)
+    assert ("DPL302", 10) in {(c, r) for _, r, c in whole_routes}
+    assert ("DPL101", 16) in {(c, r) for _, r, c in whole_db}
+    assert _found(check_json("source/api"), routes) == whole_routes
+    assert _found(check_json(str(routes)), routes) == whole_routes
+    assert _found(check_json(str(db)), db) == whole_db
+
+
+@pytest.mark.parametrize(
+    ("package_dir", "file", "name"),
+    [
+        pytest.param('{"" = "lib"}', "lib/mypkg/db.py", "mypkg.db", id="root-in-lib"),
+        pytest.param('{"mypkg" = "source"}', "source/db.py", "mypkg.db", id="renamed"),
+        pytest.param('{"mypkg" = "source"}', "source/api/__init__.py", "mypkg.api", id="package"),
+        pytest.param('{"mypkg" = "source"}', "scripts/run.py", "run", id="not-mapped"),
+        pytest.param('{"mypkg" = "src", "mypkg.db" = "db"}', "db/x.py", "mypkg.db.x", id="deepest"),
+    ],
+)
+def test_package_dir_gives_module_names(
+    tmp_path: Path, package_dir: str, file: str, name: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.setuptools]\npackage-dir = {package_dir}\n")
+    path = tmp_path / file
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    forget_file_system()
+    assert module_name(path) == name
+    assert name not in module_aliases(path)
