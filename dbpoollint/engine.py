@@ -18,18 +18,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
-
-from dbpoollint.analysis.contexts import classify, judges, module_markers
-from dbpoollint.analysis.django_settings import DatabasesVisitor
-from dbpoollint.analysis.flask_sqlalchemy import FlaskSqlalchemyVisitor
-from dbpoollint.analysis.handlers import find_roots
-from dbpoollint.analysis.indexer import ModuleIndexer
-from dbpoollint.analysis.lifecycle import LifecycleVisitor, function_keys
-from dbpoollint.analysis.model import ModuleSummary, Span
-from dbpoollint.analysis.multiplex import visit_all
-from dbpoollint.analysis.process import ProcessVisitor
+from dbpoollint.analysis.contexts import classify, judges
+from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.analysis.propagate import (
     closed_by_callers,
     external_roots_for,
@@ -37,15 +27,14 @@ from dbpoollint.analysis.propagate import (
     used_per_call,
 )
 from dbpoollint.analysis.resolve import ModuleIndex
-from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.cache import ResultCache
 from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
-from dbpoollint.checks.base import Finding, Project
-from dbpoollint.codemods.hoist import HoistPlanner
+from dbpoollint.checks.base import Finding, Project, file_finding
+from dbpoollint.checks.invalid_syntax import syntax_error_finding
 from dbpoollint.noqa import UNUSED_NOQA, Suppressions, parse_suppressions, unused_directives
-from dbpoollint.packs import DJANGO_DATABASES, FLASK_SQLALCHEMY, PackSet
+from dbpoollint.packs import PackSet
 from dbpoollint.selection import Selection, drop_contradictions
-from dbpoollint.source import PythonVerdict, SourceError, decode, python_verdict, read
+from dbpoollint.source import SourceError, decode, python_verdict, read
 from dbpoollint.workers import init_worker, worker_count, worker_packs
 
 
@@ -67,21 +56,6 @@ class CheckResult:
     cache_hits: int = 0
 
 
-FactCollector = (
-    ModuleIndexer
-    | HoistPlanner
-    | UrlFactVisitor
-    | LifecycleVisitor
-    | ProcessVisitor
-    | FlaskSqlalchemyVisitor
-    | DatabasesVisitor
-)
-
-
-def _error(path: str, code: str, message: str, line: int = 1, column: int = 1) -> Finding:
-    return Finding(path, Span(line, column, line, column), code, message)
-
-
 def analyse_file(
     path: str, data: bytes, module: str, is_test: bool, packs: PackSet, force: bool = False
 ) -> FileResult:
@@ -92,87 +66,27 @@ def analyse_file(
     try:
         source = decode(path, data)
     except SourceError as error:
-        result.findings.append(_error(path, "DPL002", f"cannot read file: {error}"))
+        result.findings.append(file_finding(path, "DPL002", f"cannot read file: {error}"))
         return result
     result.suppressions = parse_suppressions(source.text)
     verdict = python_verdict(path, source.text)
     if verdict.fatal:
         # Never hand libcst what crashes its native parser: the whole run would die.
         if verdict.error is not None:
-            result.findings.append(_python_syntax_error(path, verdict.error))
+            result.findings.append(syntax_error_finding(path, verdict.error))
         else:
-            result.findings.append(_error(path, "DPL002", f"cannot analyse: {verdict.reason}"))
+            result.findings.append(
+                file_finding(path, "DPL002", f"cannot analyse: {verdict.reason}")
+            )
         return result
-    try:
-        module_node = cst.parse_module(data)
-    except cst.ParserSyntaxError as error:
-        result.findings.append(_parse_failure(path, verdict, error))
-        return result
-    except RecursionError:
-        result.findings.append(_error(path, "DPL002", "cannot analyse: too deeply nested"))
-        return result
-    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
-    summary = ModuleSummary(path=path, module=module, is_test=is_test)
-    indexer = ModuleIndexer(summary, packs, package)
-    url_facts = UrlFactVisitor(summary, packs, package)
-    lifecycle = LifecycleVisitor(summary, packs, package, function_keys(module_node))
-    process = ProcessVisitor(summary, packs, package)
-    planner = HoistPlanner(indexer.site_nodes, packs)
-    collectors: list[FactCollector] = [indexer, planner, url_facts, lifecycle, process]
-    if FLASK_SQLALCHEMY.search(data):
-        collectors.append(FlaskSqlalchemyVisitor(summary))
-    if DJANGO_DATABASES.search(data):
-        collectors.append(DatabasesVisitor(summary))
-    try:
-        wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
-        # One walk feeds every collector; positions are resolved once, for all of them.
-        visit_all(wrapper, collectors)
-        pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
-        if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
-            positions = wrapper.resolve(PositionProvider)
-            indexer.finish(positions)
-            for collector in pending:
-                collector.finish(positions)
-            for node, plans in planner.planned.items():
-                start = positions[node].start
-                summary.hoist_plans[(start.line, start.column + 1)] = plans
-    except RecursionError:
-        result.findings.append(_error(path, "DPL002", "cannot analyse: too deeply nested"))
-        return result
-    find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
-    summary.context_markers = module_markers(data, indexer.imported_modules)
-    classify(summary, "", summary.context_markers)
+    # libcst is imported only here: a run whose every file is cached never loads it.
+    from dbpoollint.analysis.summarise import summarise
+
+    summary, failure = summarise(path, data, module, is_test, packs, verdict)
+    if failure is not None:
+        result.findings.append(failure)
     result.summary = summary
     return result
-
-
-def _python_syntax_error(path: str, error: SyntaxError) -> Finding:
-    line, column = error.lineno or 1, error.offset or 1
-    return _error(path, "DPL001", f"SyntaxError: {error.msg}", line, column)
-
-
-def _parse_failure(path: str, verdict: PythonVerdict, error: cst.ParserSyntaxError) -> Finding:
-    """libcst refused the file. CPython's message and position are better than libcst's; when
-    CPython compiles the file it is valid Python that libcst cannot take: not a syntax error."""
-    if verdict.error is not None:
-        return _python_syntax_error(path, verdict.error)
-    first_line = error.message.strip().splitlines()[0] if error.message.strip() else ""
-    message = re.sub(r"^parser error: error at \d+:\d+: ", "", first_line)
-    if verdict.ok:
-        return _error(
-            path,
-            "DPL002",
-            f"cannot analyse: valid Python that libcst cannot parse ({message or 'parser error'})",
-            error.raw_line,
-            error.raw_column + 1,
-        )
-    return _error(
-        path,
-        "DPL001",
-        f"libcst cannot parse this file: {message or 'invalid syntax'}",
-        error.raw_line,
-        error.raw_column + 1,
-    )
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -232,7 +146,7 @@ def check_files(
     for item in [*inputs, *extra]:
         if item.data is None:
             results.append(
-                FileResult(item.path, findings=[_error(item.path, "DPL002", item.read_error)])
+                FileResult(item.path, findings=[file_finding(item.path, "DPL002", item.read_error)])
             )
             continue
         forced = force_parse and item.path in checked
@@ -440,7 +354,7 @@ def _analyse_alone(job: Job, extra_packs: Sequence[Path]) -> FileResult:
             job[0],
             cacheable=False,
             findings=[
-                _error(
+                file_finding(
                     job[0],
                     "DPL002",
                     f"cannot analyse: the process analysing this file died ({cause}); "

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from dbpoollint.analysis.runners import MIGRATION_COMMAND
+from dbpoollint.analysis.vocabulary import MIGRATION_COMMAND
 from dbpoollint.compose import ComposeFile
 from dbpoollint.project_files import ConfigValue, ProjectConfig
 

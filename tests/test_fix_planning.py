@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import dbpoollint.fixing
+import dbpoollint.fixers
 from dbpoollint.cache import ENV_VARIABLE
 from tests.conftest import run_cli
 from tests.test_cli import BAD_VIEW, write
@@ -22,13 +22,13 @@ MARKED = re.compile(r"^(?P<path>[^:]+):(?P<row>\d+):(?P<column>\d+): DPL101 \[\*
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, fixer: str) -> list[int]:
     calls: list[int] = []
-    original = dbpoollint.fixing.FIXERS[fixer]
+    original = dbpoollint.fixers.FIXERS[fixer]
 
     def counting(*args: Any) -> Any:
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setitem(dbpoollint.fixing.FIXERS, fixer, counting)
+    monkeypatch.setitem(dbpoollint.fixers.FIXERS, fixer, counting)
     return calls
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,32 @@ def test_readme_knob_table_is_current_and_generated_from_the_packs() -> None:
     assert table == knobs_table(), "run: python -m dbpoollint.docs --write README.md"
     for library in ("SQLAlchemy", "redis-py", "PyMongo", "asyncpg", "psycopg 3", "Django"):
         assert f"| {library} |" in table
+
+
+def test_a_warm_run_never_imports_libcst(tmp_path: Path) -> None:
+    """Every file cached, no codemod to run: the start-up cost of libcst is not paid."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "app.py").write_text(
+        "import redis\n\n\ndef view(request):\n    return redis.Redis().get('k')\n"
+    )
+    probe = (
+        "import sys\n"
+        "from dbpoollint.cli import main\n"
+        "try:\n"
+        "    main(['check', 'app.py', '--exit-zero', '--quiet'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('libcst' in sys.modules)\n"
+    )
+    run = [sys.executable, "-c", probe]
+    first = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert first.stdout.split()[-1] == "True"  # the cold run parses
+    warm = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert warm.stdout.split()[-1] == "False", warm.stderr
+
+
+def test_every_fixer_has_a_title() -> None:
+    from dbpoollint.fixers import FIXERS
+    from dbpoollint.fixing import FIX_TITLES
+
+    assert FIXERS.keys() == FIX_TITLES.keys()

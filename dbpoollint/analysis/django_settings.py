@@ -16,7 +16,8 @@ import libcst as cst
 from libcst.metadata import CodeRange, ScopeProvider
 
 from dbpoollint.analysis.model import DjangoDatabaseFact, ModuleSummary, Span
-from dbpoollint.analysis.values import QualifiedNames, Value, read_value
+from dbpoollint.analysis.value_reader import QualifiedNames, read_value
+from dbpoollint.analysis.values import Value
 
 DJ_DATABASE_URL = ("dj_database_url.config", "dj_database_url.parse")
 

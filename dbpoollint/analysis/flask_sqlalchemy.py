@@ -14,7 +14,8 @@ import libcst as cst
 from libcst.metadata import CodeRange, ScopeProvider
 
 from dbpoollint.analysis.model import FlaskSqlalchemyFact, ModuleSummary, Span
-from dbpoollint.analysis.values import Value, read_value
+from dbpoollint.analysis.value_reader import read_value
+from dbpoollint.analysis.values import Value
 
 EXTENSION = ("flask_sqlalchemy.SQLAlchemy", "flask_sqlalchemy.extension.SQLAlchemy")
 OPTIONS = "SQLALCHEMY_ENGINE_OPTIONS"

@@ -28,7 +28,8 @@ from dbpoollint.analysis.model import (
     ModuleSummary,
     span_of,
 )
-from dbpoollint.analysis.values import read_value
+from dbpoollint.analysis.value_reader import read_value
+from dbpoollint.analysis.vocabulary import CONSTRUCTORS
 from dbpoollint.packs import ClientCall, PackSet, qualname_matches
 
 # Decorators that make a function build its result once: the client inside is a singleton.
@@ -45,7 +46,6 @@ CACHING_DECORATORS = (
     "django.utils.functional.cached_property",
 )
 # Calling a class runs these: `Reporter()` per request runs `Reporter.__init__` per request.
-CONSTRUCTORS = ("__init__", "__post_init__")
 REQUEST_GLOBALS = ("flask.g", "quart.g", "flask.globals.g")
 _SCOPE_BOUNDARIES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 

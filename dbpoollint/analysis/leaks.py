@@ -35,6 +35,13 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from dbpoollint.analysis.model import NO_SPAN, AcquireFact, AttributeAcquireFact, LifecycleFacts
+from dbpoollint.analysis.vocabulary import (
+    ACQUIRE_METHODS,
+    RELEASE_METHODS,
+    RETURN_TO_POOL,
+    SESSION_CLASSES,
+    SESSION_MAKERS,
+)
 from dbpoollint.packs import PackSet
 
 
@@ -56,28 +63,6 @@ class Walker(Protocol):
     def target_name(self, node: cst.BaseExpression) -> str | None: ...
 
 
-ACQUIRE_METHODS = frozenset({"connect", "raw_connection", "getconn", "acquire"})
-RELEASE_METHODS = frozenset({"close", "aclose", "release", "dispose", "terminate"})
-RETURN_TO_POOL = frozenset({"putconn", "release"})
-# Calls that make a session factory, and classes whose call opens a session directly.
-SESSION_MAKERS = frozenset(
-    {
-        "sqlalchemy.orm.sessionmaker",
-        "sqlalchemy.orm.session.sessionmaker",
-        "sqlalchemy.ext.asyncio.async_sessionmaker",
-        "sqlalchemy.ext.asyncio.session.async_sessionmaker",
-    }
-)
-SESSION_CLASSES = frozenset(
-    {
-        "sqlalchemy.orm.Session",
-        "sqlalchemy.orm.session.Session",
-        "sqlalchemy.ext.asyncio.AsyncSession",
-        "sqlalchemy.ext.asyncio.session.AsyncSession",
-        "sqlmodel.Session",
-        "sqlmodel.ext.asyncio.session.AsyncSession",
-    }
-)
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 

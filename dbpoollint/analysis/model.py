@@ -8,10 +8,12 @@ computed in worker processes, cached per file content, and joined in one cheap p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from libcst.metadata import CodeRange
+from typing import TYPE_CHECKING
 
 from dbpoollint.analysis.values import Value
+
+if TYPE_CHECKING:
+    from libcst.metadata import CodeRange
 
 
 @dataclass(frozen=True)

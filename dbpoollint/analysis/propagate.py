@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dbpoollint.analysis.handlers import class_ancestry, methods_of
-from dbpoollint.analysis.indexer import CONSTRUCTORS
 from dbpoollint.analysis.model import HandlerRoot, ModuleSummary
 from dbpoollint.analysis.resolve import ModuleIndex, Resolved
+from dbpoollint.analysis.vocabulary import CONSTRUCTORS
 
 
 @dataclass(frozen=True)

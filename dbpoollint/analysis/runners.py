@@ -13,18 +13,15 @@ Used by `UrlFactVisitor`; DPL401 judges the URLs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import libcst as cst
 
 from dbpoollint.analysis.model import NO_SPAN, MigrationUrlFact
-from dbpoollint.analysis.values import QualifiedNames, Value, read_value
+from dbpoollint.analysis.value_reader import QualifiedNames, read_value
+from dbpoollint.analysis.values import Value
+from dbpoollint.analysis.vocabulary import MIGRATION_COMMAND
 
-MIGRATION_COMMAND = re.compile(
-    r"\balembic\b.*\b(?:upgrade|downgrade|stamp)\b|\bmanage\.py\s+migrate\b"
-    r"|\bdjango-admin\s+migrate\b|\bflask\s+db\s+upgrade\b"
-)
 ALEMBIC_COMMANDS = frozenset(
     f"alembic.command.{name}" for name in ("upgrade", "downgrade", "stamp")
 )

@@ -24,7 +24,8 @@ from dbpoollint.analysis.model import (
 )
 from dbpoollint.analysis.runners import RunnerTracker
 from dbpoollint.analysis.scoped import ScopedVisitor
-from dbpoollint.analysis.values import ENVIRON_ENV, Value, read_value
+from dbpoollint.analysis.value_reader import read_value
+from dbpoollint.analysis.values import ENVIRON_ENV, Value
 from dbpoollint.packs import PackSet
 
 SETTINGS_BASES = frozenset(

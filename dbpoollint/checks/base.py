@@ -45,7 +45,7 @@ Param = str | int | float | bool | None
 class FixRequest:
     """A fix described without the source: the fixer named here reads the file and edits it."""
 
-    fixer: str  # a key of dbpoollint.fixing.FIXERS: "hoist", ...
+    fixer: str  # a key of dbpoollint.fixers.FIXERS: "hoist", ...
     params: tuple[tuple[str, Param], ...] = ()
 
     def param(self, key: str) -> Param:
@@ -65,6 +65,11 @@ class Finding:
     @property
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.span.line, self.span.column, self.code)
+
+
+def file_finding(path: str, code: str, message: str, line: int = 1, column: int = 1) -> Finding:
+    """A finding about the file itself, made while reading or parsing it (DPL001, DPL002)."""
+    return Finding(path, Span(line, column, line, column), code, message)
 
 
 @dataclass

@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dbpoollint.analysis.contexts import SERVICE, context_of, run_once
-from dbpoollint.analysis.leaks import SESSION_CLASSES
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
+from dbpoollint.analysis.vocabulary import SESSION_CLASSES
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.holder_leaks import find_holders, holder_leaks
 from dbpoollint.checks.lifecycle_shared import canonical, long_lived_clients

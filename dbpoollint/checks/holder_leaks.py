@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dbpoollint.analysis.handlers import methods_of
-from dbpoollint.analysis.leaks import RELEASE_METHODS, RETURN_TO_POOL
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.analysis.resolve import ModuleIndex
+from dbpoollint.analysis.vocabulary import RELEASE_METHODS, RETURN_TO_POOL
 from dbpoollint.checks.base import Project
 from dbpoollint.checks.per_call import display_name
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.checks.base import Finding, Project, Rule, file_finding
 
 
 class InvalidSyntax(Rule):
@@ -45,3 +45,9 @@ class InvalidSyntax(Rule):
     def check(self, project: Project) -> Iterator[Finding]:
         # Reported by the engine while parsing; nothing to join.
         return iter(())
+
+
+def syntax_error_finding(path: str, error: SyntaxError) -> Finding:
+    """DPL001 at the place CPython's parser names."""
+    line, column = error.lineno or 1, error.offset or 1
+    return file_finding(path, "DPL001", f"SyntaxError: {error.msg}", line, column)
