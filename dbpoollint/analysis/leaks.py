@@ -11,7 +11,11 @@ The verdict is conservative; the variable is followed by name only:
 
 - "with": it is used as a context manager (`with v`, `async with v`, `closing(v)`);
 - "escapes": it leaves the function's hands (returned from a non-dependency, stored on an
-  attribute/subscript/global, put into a container, passed to a call other than a release);
+  attribute/subscript/global, put into a container, passed to a call other than a release
+  or a logging call). When the calls it is passed to are calls of functions by name
+  (`close_conn(conn)`), the fact also keeps those calls and the verdicts if they release
+  it and if they only use it; each function's parameter facts (`param_uses`) say which,
+  and the rule joins the two across modules;
 - "finally": a release (`v.close()`, `pool.putconn(v)`, `pool.release(v)`, ...) sits in a
   `finally:` block;
 - "returned": returned (only reported for FastAPI dependencies, which should `yield`);
@@ -29,12 +33,19 @@ through a local alias too) are recorded per method.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
-from dbpoollint.analysis.model import NO_SPAN, AcquireFact, AttributeAcquireFact, LifecycleFacts
+from dbpoollint.analysis.model import (
+    NO_SPAN,
+    AcquireFact,
+    AttributeAcquireFact,
+    LifecycleFacts,
+    ParamUse,
+)
 from dbpoollint.analysis.vocabulary import (
     ACQUIRE_METHODS,
     RELEASE_METHODS,
@@ -63,6 +74,9 @@ class Walker(Protocol):
     def target_name(self, node: cst.BaseExpression) -> str | None: ...
 
 
+# Calls that look at an object without taking it: `log.info("got %s", conn)`, `print(conn)`.
+LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical"})
+INERT_BUILTINS = frozenset({"print", "repr", "str", "id", "type", "isinstance", "bool", "hash"})
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
@@ -103,11 +117,21 @@ class LeakFinder:
             if callee is None:
                 continue
             local_calls[target] = call
-            verdict, fixable = _verdict(
-                node, target, statement, nodes, parents, self._asynchronous(statement, call)
-            )
+            asynchronous = self._asynchronous(statement, call)
+            verdict, fixable = _verdict(node, target, statement, nodes, parents, asynchronous)
             if verdict == "returned":
                 self.visitor.facts.returned_acquisitions.setdefault(key, callee)
+            helpers: list[tuple[str, str]] = []
+            if_released = if_kept = ("", False)
+            if verdict == "escapes":
+                # Handed to a function: what it does with its argument decides, in the rule.
+                name_of = self.visitor.target_name
+                if_released = _verdict(
+                    node, target, statement, nodes, parents, asynchronous, name_of, helpers
+                )
+                if_kept = _verdict(node, target, statement, nodes, parents, asynchronous, name_of)
+                if if_released[0] == "escapes" or not helpers:
+                    helpers, if_released, if_kept = [], ("", False), ("", False)
             fact = AcquireFact(
                 NO_SPAN,
                 key,
@@ -118,9 +142,17 @@ class LeakFinder:
                 attributes=frozenset(attributes.get(target, ())),
                 yielded=target in yielded_names,
                 nested=target in nested,
+                helpers=tuple(helpers),
+                if_released=if_released,
+                if_kept=if_kept,
             )
             self.visitor.pending.append((call, fact))
         self._holder_method(node, key, nodes, local_calls)
+        scopes = self.visitor.scopes
+        if len(scopes) < 2 or scopes[-2][0] != "class":
+            uses = _param_uses(node, nodes, parents, nested, self.visitor.target_name)
+            if uses:
+                self.visitor.facts.param_uses[key] = uses
         if not yielded_names and not any(isinstance(n, cst.Yield) for n in nodes):
             for item in nodes:  # `return pool.getconn()`, `return await asyncpg.connect(dsn)`
                 if isinstance(item, cst.Return) and item.value is not None:
@@ -387,7 +419,12 @@ def _verdict(
     nodes: list[cst.CSTNode],
     parents: dict[int, cst.CSTNode],
     asynchronous: bool = False,
+    name_of: Callable[[cst.BaseExpression], str | None] | None = None,
+    handed: list[tuple[str, str]] | None = None,
 ) -> tuple[str, bool]:
+    """How `name` is released. Passed to a call, it escapes; with `name_of`, a call of a
+    function by name instead counts as a release when `handed` collects those calls, and as
+    a mere use when it does not (the rule learns later which of the two the function does)."""
     releases: list[cst.Call] = []
     returned = yielded = False
     for node in nodes:
@@ -419,8 +456,15 @@ def _verdict(
                 # `await conn.close()`: without the await an async close only makes a coroutine.
                 if not asynchronous or isinstance(parents.get(id(node)), cst.Await):
                     releases.append(node)
-            elif any(_is_name(a.value, name) for a in node.args):
-                return "escapes", False
+            elif any(_is_name(a.value, name) for a in node.args) and not _inert_call(node):
+                callee = name_of(func) if name_of is not None else None
+                slot = _slot(node, name)
+                if callee is None or slot is None:
+                    return "escapes", False
+                if handed is not None:
+                    handed.append((callee, slot))
+                    if not asynchronous or isinstance(parents.get(id(node)), cst.Await):
+                        releases.append(node)
         elif (
             isinstance(node, cst.Assign | cst.AnnAssign | cst.AugAssign)
             and node.value is not None
@@ -522,3 +566,101 @@ def _fixable_unreleased(function: cst.FunctionDef, acquisition: cst.CSTNode, nam
     """Acquired at the top of the function body: the rest of the body is its whole scope."""
     body = function.body
     return isinstance(body, cst.IndentedBlock) and acquisition in body.body
+
+
+def _inert_call(call: cst.Call) -> bool:
+    """`log.info("got %s", conn)`, `print(conn)`: the call looks at its argument, no more."""
+    func = call.func
+    if isinstance(func, cst.Name):
+        return func.value in INERT_BUILTINS
+    return isinstance(func, cst.Attribute) and func.attr.value in LOG_METHODS
+
+
+def _slot(call: cst.Call, name: str) -> str | None:
+    """Where `name` is passed: its position ("0") or its keyword; None after a `*args`."""
+    position = 0
+    for arg in call.args:
+        if arg.star:
+            return None
+        if arg.keyword is not None:
+            if _is_name(arg.value, name):
+                return arg.keyword.value
+            continue
+        if _is_name(arg.value, name):
+            return str(position)
+        position += 1
+    return None
+
+
+def _param_uses(
+    function: cst.FunctionDef,
+    nodes: list[cst.CSTNode],
+    parents: dict[int, cst.CSTNode],
+    nested: set[str],
+    name_of: Callable[[cst.BaseExpression], str | None],
+) -> dict[str, ParamUse]:
+    """What the function does with each parameter, from every place its name appears.
+
+    One pass over the names: `c.close()` / `pool.putconn(c)` / `with c:` release it;
+    attribute reads, method calls, comparisons and logging only use it; a call of a function
+    by name hands it on; anything else (returned, stored, rebound, put in a container,
+    mentioned by a nested function) lets it escape.
+    """
+    params = function.params
+    names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    seen: dict[str, list[str]] = {n: [] for n in names}
+    helpers: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
+    for node in nodes:
+        if not isinstance(node, cst.Name) or node.value not in seen:
+            continue
+        use, helper = _name_use(node, parents, name_of)
+        seen[node.value].append(use)
+        if helper is not None:
+            helpers[node.value].append(helper)
+    result: dict[str, ParamUse] = {}
+    for name, uses in seen.items():
+        if "escape" in uses or name in nested:
+            result[name] = ParamUse("escape")
+        elif "release" in uses:
+            result[name] = ParamUse("release")
+        elif "handed" in uses:
+            result[name] = ParamUse("handed", tuple(helpers[name]))
+        else:
+            result[name] = ParamUse("keep")
+    return result
+
+
+def _name_use(
+    node: cst.Name,
+    parents: dict[int, cst.CSTNode],
+    name_of: Callable[[cst.BaseExpression], str | None],
+) -> tuple[str, tuple[str, str] | None]:
+    parent = parents.get(id(node))
+    grand = parents.get(id(parent)) if parent is not None else None
+    if isinstance(parent, cst.Attribute) and parent.value is node:
+        if parent.attr.value in RELEASE_METHODS:
+            called = isinstance(grand, cst.Call) and grand.func is parent
+            return ("release" if called else "escape"), None  # `c.close` as a callback
+        return "keep", None
+    if isinstance(parent, cst.WithItem):
+        return "release", None
+    if isinstance(parent, cst.Arg) and parent.value is node and isinstance(grand, cst.Call):
+        func = grand.func
+        if isinstance(func, cst.Attribute) and func.attr.value in RETURN_TO_POOL:
+            return "release", None
+        if isinstance(parents.get(id(grand)), cst.WithItem):
+            return "release", None  # `with closing(c):`
+        if _inert_call(grand):
+            return "keep", None
+        callee = name_of(func) if isinstance(func, cst.Name | cst.Attribute) else None
+        slot = _slot(grand, node.value)
+        if callee is None or slot is None:
+            return "escape", None
+        return "handed", (callee, slot)
+    if isinstance(parent, cst.Subscript | cst.Comparison | cst.ComparisonTarget):
+        return "keep", None
+    if isinstance(parent, cst.UnaryOperation | cst.If | cst.While):
+        return "keep", None
+    if isinstance(parent, cst.FormattedStringExpression):
+        return "keep", None
+    return "escape", None

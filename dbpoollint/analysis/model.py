@@ -284,6 +284,23 @@ class AcquireFact:
     attributes: frozenset[str] = frozenset()
     yielded: bool = False
     nested: bool = False
+    # Handed to functions that may release it (`close_conn(conn)`, verdict "escapes"): each
+    # call as (callee's qualified name or local key, the argument's slot: its position or
+    # keyword), and the verdict (with fixability) if those calls release it, or only use it.
+    # The rule decides, with every module known, what each callee does with its argument.
+    helpers: tuple[tuple[str, str], ...] = ()
+    if_released: tuple[str, bool] = ("", False)
+    if_kept: tuple[str, bool] = ("", False)
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    """What a function does with one parameter: "release" (`c.close()`, `pool.putconn(c)`,
+    `with c:`), "keep" (only reads or logs it), "escape" (returns, stores or rebinds it), or
+    "handed" to other functions (`helpers`, as in AcquireFact) and nothing else."""
+
+    use: str
+    helpers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,6 +334,9 @@ class LifecycleFacts:
     # `conn = engine.connect(); return conn`): function key -> the acquisition's callee, in
     # AcquireFact's spelling. The rule decides, with every module known, which really are.
     returned_acquisitions: dict[str, str] = field(default_factory=dict)
+    # Functions (not methods): parameter name -> what the function does with it, so that a
+    # caller handing it a connection knows whether `close_conn(conn)` releases it.
+    param_uses: dict[str, dict[str, ParamUse]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

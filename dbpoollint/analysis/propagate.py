@@ -171,3 +171,58 @@ def called_functions(found: Resolved) -> list[str]:
     for key in methods_of(found.summary, found.key):  # the class's own come first
         methods.setdefault(key.rsplit(".", 1)[-1], key)
     return [methods[name] for name in CONSTRUCTORS if name in methods]
+
+
+class ArgumentUses:
+    """Does a call hand its argument to a function that releases it (`close_conn(conn)` with
+    `def close_conn(c): c.close()`, in any module), one that only uses it (logs it, runs a
+    query on it), or one that may keep it? A fixpoint over the functions' parameter facts,
+    following functions that hand the argument on to others; remembered per parameter."""
+
+    def __init__(self, index: ModuleIndex) -> None:
+        self.index = index
+        self._known: dict[tuple[str, str, str], str] = {}
+
+    def use(self, summary: ModuleSummary, callee: str, slot: str) -> str:
+        """ "release", "keep", or "unknown" (not a project function, or it may keep it)."""
+        return self._use(summary, callee, slot, frozenset())
+
+    def _use(
+        self,
+        summary: ModuleSummary,
+        callee: str,
+        slot: str,
+        seen: frozenset[tuple[str, str, str]],
+    ) -> str:
+        if callee in summary.functions:
+            target, key = summary, callee
+        else:
+            found = self.index.function(callee)
+            if found is None:
+                return "unknown"
+            target, key = found.summary, found.key
+        fact = target.functions[key]
+        if fact.class_key is not None:
+            return "unknown"  # a method: `self` shifts the positions
+        if slot.isdigit():
+            position = int(slot)
+            if position >= len(fact.params):
+                return "unknown"
+            param = fact.params[position]
+        else:
+            param = slot
+        where = (target.path, key, param)
+        if where in self._known:
+            return self._known[where]
+        if where in seen:
+            return "unknown"
+        use = target.lifecycle.param_uses.get(key, {}).get(param)
+        verdict = "unknown"
+        if use is not None and use.use in ("release", "keep"):
+            verdict = use.use
+        elif use is not None and use.use == "handed":
+            found_uses = {self._use(target, c, s, seen | {where}) for c, s in use.helpers}
+            if "unknown" not in found_uses:
+                verdict = "release" if "release" in found_uses else "keep"
+        self._known[where] = verdict
+        return verdict

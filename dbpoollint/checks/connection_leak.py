@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from dbpoollint.analysis.contexts import SERVICE, context_of, run_once
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
+from dbpoollint.analysis.propagate import ArgumentUses
 from dbpoollint.analysis.vocabulary import SESSION_CLASSES
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.holder_leaks import find_holders, holder_leaks
@@ -33,18 +35,26 @@ class ConnectionLeak(Rule):
       `upgrade`, `downgrade`, `handle`) and the functions only they call run once per process,
       whose exit closes what they leave open: not judged. Other one-off functions are;
     - released: used in `with` / `async with` (or `closing(...)`), or `close()` / `release()` /
-      `putconn(...)` on it inside a `finally:` (`get_pool().putconn(conn)` too). For an async
-      connection or session, a `close()` without `await` only makes a coroutine and releases
-      nothing; an empty `finally: pass` releases nothing either.
+      `putconn(...)` on it inside a `finally:` (`get_pool().putconn(conn)` too), or handed
+      there to a function of the project, in any module, that releases its argument
+      (`def close_conn(c): c.close()`, `def give_back(c): pool.putconn(c)`, or one handing it
+      on to such a function). For an async connection or session, a `close()` (or an async
+      helper) without `await` only makes a coroutine and releases nothing; an empty
+      `finally: pass` releases nothing either.
 
     What is decided, conservatively (the variable is followed by name within the function):
     reported when nothing releases it; when the release is outside `finally` and a statement
     between the acquisition and the release can raise or return (any call, `await`, `return`,
     `raise`; plain assignments of names and literals cannot); when it is released after a
     `yield` outside `try`/`finally`; and when a FastAPI dependency *returns* a session instead of
-    yielding it. Not reported when the variable escapes (returned from an ordinary function,
-    stored on an attribute, in a container or a global, or passed to another call): ownership
-    moved, and the receiver may release it.
+    yielding it. A project function it is handed to decides by what it does with its
+    argument: one that releases it is the release (outside `finally:` it is reported as an
+    inline close would be); one that only uses it (reads it, runs queries on it, logs it)
+    leaves it unreleased. Logging and `print` calls take nothing. Not reported when the
+    variable escapes (returned from an ordinary function, stored on an attribute, in a
+    container or a global, or passed to a call that may keep it: a library's, a method, or a
+    project function that stores, returns or hands it on further): ownership moved, and the
+    receiver may release it.
 
     Request-scoped holder classes are followed too. A *holder class* (in any checked module;
     methods of same-module bases count) stores one of the acquisitions above on `self`
@@ -123,23 +133,25 @@ class ConnectionLeak(Rule):
         if project.packs is None:
             return
         what_of = Sources(project, project.packs).what
+        uses = ArgumentUses(project.index)
         for summary in project.reported_summaries():
             if summary.is_test:
                 continue
             once = run_once(summary)
-            for fact in summary.lifecycle.acquisitions:
+            for acquired in summary.lifecycle.acquisitions:
+                fact, helpers = _through_helpers(summary, acquired, uses)
                 if fact.verdict not in REPORTED or fact.function in once:
                     continue  # a script's `main` leaks nothing the exit does not close
                 what = what_of(summary, fact.callee)
                 if what is None:
                     continue
-                message = self._message(project, summary, fact, what)
+                message = self._message(project, summary, fact, what, helpers)
                 if message is None:
                     continue
                 request = None
                 if context_of(summary, fact.function) != SERVICE:
                     pass  # no try/finally re-indenting an old migration or script
-                elif fact.verdict == "released-unprotected" and fact.fixable:
+                elif fact.verdict == "released-unprotected" and fact.fixable and not helpers:
                     request = FixRequest("release-in-finally")
                 elif fact.verdict == "returned":
                     request = FixRequest("yield-session")
@@ -149,7 +161,12 @@ class ConnectionLeak(Rule):
             yield Finding(summary.path, leak.fact.span, self.code, leak.message)
 
     def _message(
-        self, project: Project, summary: ModuleSummary, fact: AcquireFact, what: str
+        self,
+        project: Project,
+        summary: ModuleSummary,
+        fact: AcquireFact,
+        what: str,
+        helpers: str = "",
     ) -> str | None:
         name = fact.variable
         if fact.verdict == "returned":
@@ -162,14 +179,41 @@ class ConnectionLeak(Rule):
             )
         if fact.verdict == "unreleased":
             return (
-                f"`{name}` ({what}) is never released in `{fact.function}`: every call leaks a "
-                f"connection; use `with` or release it in a `finally:`"
+                f"`{name}` ({what}) is never released in `{fact.function}`{helpers}: every "
+                f"call leaks a connection; use `with` or release it in a `finally:`"
             )
         return (
-            f"`{name}` ({what}) is released outside `finally:` in `{fact.function}`: an "
+            f"`{name}` ({what}) is released{helpers} outside `finally:` in `{fact.function}`: an "
             f"exception or early return before the release leaks the connection; use `with` or "
             f"move the release into `finally:`"
         )
+
+
+def _through_helpers(
+    summary: ModuleSummary, fact: AcquireFact, uses: ArgumentUses
+) -> tuple[AcquireFact, str]:
+    """A connection handed to project functions (`close_conn(conn)`): released when one of them
+    releases its argument, still held when they only use it; and the words naming the
+    functions that decide. Unchanged ("escapes") when any of them may keep it, or is not the
+    project's."""
+    if not fact.helpers:
+        return fact, ""
+    found = [(callee, uses.use(summary, callee, slot)) for callee, slot in fact.helpers]
+    if any(use == "unknown" for _, use in found):
+        return fact, ""
+    releasing = [callee for callee, use in found if use == "release"]
+    verdict, fixable = fact.if_released if releasing else fact.if_kept
+    named = ", ".join(
+        f"`{name}()`"
+        for name in dict.fromkeys(c.rsplit(".", 1)[-1] for c in releasing or [c for c, _ in found])
+    )
+    if verdict == "released-unprotected":
+        detail = f" by {named}"
+    elif releasing:  # the release is an async function called without `await`
+        detail = f" ({named} without `await` only makes a coroutine)"
+    else:
+        detail = f" ({named} only {'uses' if ',' not in named else 'use'} it)"
+    return dataclasses.replace(fact, verdict=verdict, fixable=fixable), detail
 
 
 class Sources:
