@@ -92,6 +92,8 @@ class ModuleIndexer(cst.CSTVisitor):
         self.bound_calls: dict[str, dict[str, frozenset[str]]] = {}
         # Per function: locals stored on `flask.g` (`g.db = pool`).
         self.request_stored: dict[str, set[str]] = {}
+        # Per function: parameters with a default, and their positions (-1: keyword-only).
+        self.defaulted: dict[str, dict[str, int]] = {}
         self.close_methods = frozenset(
             method for pack in packs.packs for call in pack.calls for method in call.close
         )
@@ -230,6 +232,12 @@ class ModuleIndexer(cst.CSTVisitor):
         self.tests_seen[key] = []
         self.returned_names[key] = set()
         self.bound_calls[key] = {}
+        positional = (*node.params.posonly_params, *node.params.params)
+        self.defaulted[key] = {
+            p.name.value: (i if p in positional else -1)
+            for i, p in enumerate((*positional, *node.params.kwonly_params))
+            if p.default is not None
+        }
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.scopes.pop()
@@ -327,6 +335,11 @@ class ModuleIndexer(cst.CSTVisitor):
     def _bind_call(self, value: cst.BaseExpression, targets: list[cst.BaseExpression]) -> None:
         """Remember `client = make_client()` so that a later `client.close()` is understood."""
         function = self.current_function
+        # `engine = engine or make()`, `engine = make() if engine is None else engine`
+        if isinstance(value, cst.BooleanOperation):
+            value = value.right
+        elif isinstance(value, cst.IfExp):
+            value = value.body if isinstance(value.body, cst.Call | cst.Await) else value.orelse
         if isinstance(value, cst.Await):
             value = value.expression
         if function is None or not isinstance(value, cst.Call):
@@ -396,6 +409,8 @@ class ModuleIndexer(cst.CSTVisitor):
             self.summary.functions[function].external_calls.update(
                 name for name in imported if "." in name and not _is_stdlib(name)
             )
+        if function is not None and qualnames:
+            self._record_call_shape(node, function, qualnames, imported)
         if function is not None and isinstance(node.func, cst.Name) and qualnames:
             # Kept only if it names a class of this module (see `_resolve_references`).
             self.raw_references[function].update(qualnames)
@@ -431,6 +446,9 @@ class ModuleIndexer(cst.CSTVisitor):
             returned, local_names = self._handed_out(node, function)
             if local_names:
                 self.site_locals[node] = local_names
+        default_for, position = (
+            self._default_for(node, function) if storage == "local" else ("", -1)
+        )
         site = CreationSite(
             function=function,
             span=NO_SPAN,
@@ -441,8 +459,63 @@ class ModuleIndexer(cst.CSTVisitor):
             pool_hint=call.pool_hint,
             storage=storage,
             returned=returned,
+            default_for=default_for,
+            default_position=position,
         )
         self.site_nodes.append((node, site))
+
+    def _record_call_shape(
+        self, node: cst.Call, function: str, qualnames: frozenset[str], imported: frozenset[str]
+    ) -> None:
+        """`run(sql)` / `db.run(sql, conn=c)`: what a call of a project function passes, for
+        helpers that build a client only when an argument is left out."""
+        names = {n for n in imported if "." in n and not _is_stdlib(n)}
+        if isinstance(node.func, cst.Name) and node.func.value in self.defined_names:
+            names.update(qualnames)
+        if not names:
+            return
+        # An explicit `None` passes nothing: `run(sql, None)`, `run(sql, conn=None)`.
+        given = [a for a in node.args if not _is_name(a.value, "None")]
+        positional = sum(1 for a in given if a.keyword is None)
+        if any(a.star for a in node.args):
+            positional = -1
+        elif positional < sum(1 for a in node.args if a.keyword is None):
+            positional = next(
+                i
+                for i, a in enumerate(a for a in node.args if a.keyword is None)
+                if _is_name(a.value, "None")
+            )
+        keywords = tuple(sorted(a.keyword.value for a in given if a.keyword is not None))
+        shapes = self.summary.functions[function].call_shapes
+        for name in names:
+            shapes.setdefault(name, set()).add((positional, keywords))
+
+    def _default_for(self, call: cst.Call, function: str) -> tuple[str, int]:
+        """The parameter a guarded construction stands in for: `if conn is None: conn = C()`,
+        `conn = conn or C()`, `conn = C() if conn is None else conn`."""
+        defaulted = self.defaulted.get(function, {})
+        if not defaulted:
+            return "", -1
+        guards = list(self.tests_seen[function])
+        child: cst.CSTNode = call
+        for parent in self._enclosing():
+            if isinstance(parent, cst.Await) or (
+                isinstance(parent, cst.IfExp) and child in (parent.body, parent.orelse)
+            ):
+                child = parent
+            elif isinstance(parent, cst.BooleanOperation) and parent.right is child:
+                guards.append(cst.Module([]).code_for_node(parent.left))
+                child = parent
+            elif isinstance(parent, cst.Assign) and parent.value is child:
+                if len(parent.targets) != 1 or not isinstance(parent.targets[0].target, cst.Name):
+                    break
+                name = parent.targets[0].target.value
+                if name in defaulted and _mentioned(name, guards):
+                    return name, defaulted[name]
+                break
+            else:
+                break
+        return "", -1
 
     def _retried_without_options(self, qualnames: frozenset[str]) -> bool:
         """The call sits in an `except` handler of a `try:` that makes the same call with

@@ -51,6 +51,10 @@ class CreationSite:
     # The function hands the new client to its caller (`return Client(...)`, or a local that is
     # returned): the function is a client factory, DPL103's business rather than DPL101's.
     returned: bool = False
+    # Built only when the caller passes nothing for this parameter (`def run(sql, conn=None):
+    # if conn is None: conn = create_engine(URL)`): its name and position (-1: keyword-only).
+    default_for: str = ""
+    default_position: int = -1
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,9 @@ class FunctionFact:
     cached_calls: set[str] = field(default_factory=set)
     # Plain names this function returns (`return engine`, `return engine, Session`).
     returned_names: set[str] = field(default_factory=set)
+    # How it calls project functions (local keys or absolute names): per callee, each call's
+    # number of positional arguments (-1 with `*args`) and keyword names.
+    call_shapes: dict[str, set[tuple[int, tuple[str, ...]]]] = field(default_factory=dict)
 
 
 @dataclass

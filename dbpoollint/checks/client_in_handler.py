@@ -36,6 +36,11 @@ class ClientInHandler(Rule):
     built once per request context; one on `app.state`, `app.extensions` or a module global is
     not.
 
+    A client built only when the caller passes none (`def run(sql, conn=None): if conn is
+    None: conn = create_engine(URL)`, `conn = conn or create_engine(URL)`, `create_engine(URL)
+    if conn is None else conn`) is per call where a function that runs per call leaves the
+    argument out (or passes `None`); when every such caller passes its own, it is not.
+
     Not per call: module level, `functools.cache`/`lru_cache`d getters, lazily initialised
     globals (`global _engine` / `if _engine is None`), class or function attribute caches,
     startup and lifespan hooks, app factories, `if __name__ == "__main__":`, CLI commands,

@@ -22,18 +22,22 @@ class PerCallSite:
 
     def where(self) -> str:
         """`Flask view `index`` or `load_posts`, called per request by Flask view `index``."""
+        # `def run(sql, conn=None): if conn is None: conn = create_engine(URL)`
+        unless = f" (called without `{self.site.default_for}`)" if self.site.default_for else ""
         if self.chain and self.project is not None:
-            return _cross_module_where(self.project, self.chain)
+            return _cross_module_where(self.project, self.chain, unless)
         if self.reason is None:
             return "stored on `flask.g`, so once per request context"
         root = self.reason.root
         handler = display_name(self.summary, root.function)
         if self.reason.via is None:
             return f"on every call of {root.label} `{handler}`"
-        return f"in `{self.reason.via}`, which {root.label} `{handler}` calls on every request"
+        return (
+            f"in `{self.reason.via}`{unless}, which {root.label} `{handler}` calls on every request"
+        )
 
 
-def _cross_module_where(project: Project, chain: tuple[tuple[str, str], ...]) -> str:
+def _cross_module_where(project: Project, chain: tuple[tuple[str, str], ...], unless: str) -> str:
     """`in `sql_exec`, which FastAPI route `list_items` reaches on every request
     (api/routes.py: list_items -> utils/db.py: sql_exec)`."""
     by_path = project.index.by_path
@@ -48,7 +52,7 @@ def _cross_module_where(project: Project, chain: tuple[tuple[str, str], ...]) ->
     handler = display_name(by_path[root_path], root_key)
     callee = display_name(by_path[chain[-1][0]], chain[-1][1])
     return (
-        f"in `{callee}`, which {use.root.label} `{handler}` reaches on every "
+        f"in `{callee}`{unless}, which {use.root.label} `{handler}` reaches on every "
         f"{unit(use.root.label)} ({' -> '.join(steps)})"
     )
 
@@ -124,16 +128,73 @@ def per_call_sites(
                 continue
             if site.storage == "instance-cached" and not _per_request_instance(summary, site):
                 continue
+            omitting: tuple[str, str] | None = None
+            if site.default_for and (site.function in reasons or site.function in uses):
+                passed, omitting = _default_passed(project, summary, site)
+                if passed:
+                    continue  # every caller that runs per call passes its own client
             if site.storage == "flask-g":
                 yield PerCallSite(summary, site, None)
-            elif site.function in reasons:
+            elif site.function in reasons and (omitting is None or site.function not in uses):
                 yield PerCallSite(summary, site, reasons[site.function])
             elif site.function in uses:
-                # Reached only from a handler in another module, through any chain of calls.
-                chain = call_chain(project, summary.path, site.function)
+                # Reached from a handler in another module, through any chain of calls; for a
+                # default built when an argument is left out, through a caller leaving it out.
+                if omitting is None or uses[site.function].caller == omitting:
+                    chain = call_chain(project, summary.path, site.function)
+                else:
+                    chain = (*call_chain(project, *omitting), (summary.path, site.function))
                 yield PerCallSite(summary, site, None, chain, project)
 
 
 def _per_request_instance(summary: ModuleSummary, site: CreationSite) -> bool:
     class_key = summary.functions[site.function].class_key
     return class_key is not None and class_key in summary.per_request_classes
+
+
+def _default_passed(
+    project: Project, summary: ModuleSummary, site: CreationSite
+) -> tuple[bool, tuple[str, str] | None]:
+    """For a client built only when its parameter is left out: does every function that runs
+    per call and calls this one pass it? And one that leaves it out, if any, as (path, key).
+
+    Unknown counts as left out: a handler or dependency itself (the framework passes
+    nothing), a method, a caller naming the function without calling it (a callback), or
+    `*args`.
+    """
+    key, parameter, position = site.function, site.default_for, site.default_position
+    fact = summary.functions[key]
+    use = project.used_per_call.get(summary.path, {}).get(key)
+    reason = project.per_call.get(summary.path, {}).get(key)
+    root = (reason is not None and reason.via is None) or (use is not None and use.caller is None)
+    if root or fact.class_key is not None:
+        return False, None
+    callers = 0
+    for path, functions in sorted(project.used_per_call.items()):
+        caller_summary = project.index.by_path[path]
+        for caller_key in sorted(functions):
+            caller = caller_summary.functions[caller_key]
+            named = [
+                name
+                for name in sorted({*caller.call_shapes, *caller.external_calls})
+                if _names(project, caller_summary, name, summary.path, key)
+            ]
+            local = path == summary.path and key in caller.references
+            if not named and not local:
+                continue
+            shapes = [shape for name in named for shape in caller.call_shapes.get(name, ())]
+            if not shapes or any(
+                count == -1 or (parameter not in keywords and (position < 0 or count <= position))
+                for count, keywords in shapes
+            ):
+                return False, (path, caller_key)
+            callers += 1
+    return callers > 0, None
+
+
+def _names(project: Project, summary: ModuleSummary, name: str, path: str, key: str) -> bool:
+    """Does `name`, written in `summary`, name the function (path, key)?"""
+    if name in summary.functions:
+        return summary.path == path and name == key
+    found = project.index.function(name)
+    return found is not None and found.summary.path == path and found.key == key

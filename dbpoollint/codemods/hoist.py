@@ -166,7 +166,17 @@ class _Planning(cst.CSTVisitor):
         return HoistPlan(request, applicability, reason)
 
     def _assigned_variable(self, replace: cst.BaseExpression) -> str | None:
-        parent = self.ancestors[-3] if isinstance(replace, cst.Await) else self.ancestors[-2]
+        """`engine = C(...)`, also a default built in place of a parameter: `engine = engine
+        or C(...)`, `engine = C(...) if engine is None else engine` (its close counts too)."""
+        depth = 3 if isinstance(replace, cst.Await) else 2
+        child: cst.CSTNode = replace
+        parent = self.ancestors[-depth]
+        while depth < len(self.ancestors) and (
+            (isinstance(parent, cst.BooleanOperation) and parent.right is child)
+            or (isinstance(parent, cst.IfExp) and child in (parent.body, parent.orelse))
+        ):
+            depth += 1
+            child, parent = parent, self.ancestors[-depth]
         if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
             target = parent.targets[0].target
             if isinstance(target, cst.Name):
