@@ -10,6 +10,8 @@ cannot be unpickled or carries another stamp is a miss, rewritten by the run.
 
 A second kind of entry holds one file's fixes (`fix_key`): the file's bytes plus a `repr` of
 every fix its findings ask for, so an unchanged file with unchanged findings runs no codemod.
+A third (`memo_key`) holds what the engine computes from many files at once, keyed by their
+keys: which skipped files the second pass must parse.
 
 Writes go to a temporary file in the same folder and are renamed over the entry, so two
 concurrent runs never see half an entry: the last rename wins, and both are valid.
@@ -95,14 +97,29 @@ class ResultCache:
     def _entry(self, key: str, kind: str = "files") -> Path:
         return self.folder / kind / key[:2] / key
 
-    def get(self, job: Job) -> FileResult | None:
+    def get(self, job: Job, key: str | None = None) -> FileResult | None:
+        """The stored result of `job`; `key` is `self.key(job)` when the caller has it."""
         from dbpoollint.engine import FileResult
 
-        result = self._load(self.key(job))
+        result = self._load(key or self.key(job))
         return result if isinstance(result, FileResult) and result.path == job[0] else None
 
     def put(self, job: Job, result: FileResult) -> None:
         self._store(self.key(job), result)
+
+    def memo_key(self, name: str, parts: Iterable[str]) -> str:
+        """The key of a value computed from many files (their keys among the `parts`)."""
+        digest = hashlib.sha256(self.salt)
+        digest.update(f"\0memo\0{name}".encode())
+        for part in parts:
+            digest.update(b"\0" + part.encode())
+        return digest.hexdigest()
+
+    def get_memo(self, key: str) -> object | None:
+        return self._load(key, "memo")
+
+    def put_memo(self, key: str, value: object) -> None:
+        self._store(key, value, "memo")
 
     def fix_key(self, path: str, data: bytes, requests: object) -> str:
         """The key of one file's fixes: its bytes and a `repr` of every fix asked of it."""

@@ -507,11 +507,14 @@ def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) 
     """The project's other modules, read for cross-module facts only (see SPEC: whole project)."""
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
     wanted = {resolved(Path(p)) for p in checked}
+    here = os.getcwd() + os.sep
     context = []
     for path, root in project_modules(targets, excludes, settings.respect_gitignore):
         if resolved(path) in wanted or is_test_file(path, root):
             continue
-        display = os.path.relpath(path)
+        text = str(path)
+        # What relpath would say, without its two abspath calls per file.
+        display = text[len(here) :] if text.startswith(here) else os.path.relpath(path)
         context.append(read_input(path, module_name(path), False, display, module_aliases(path)))
     return context
 

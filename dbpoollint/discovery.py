@@ -92,6 +92,8 @@ class Excludes:
     def excluded(self, path: Path) -> bool:
         if path.name in DEFAULT_EXCLUDES or _template_name(path.name):
             return True
+        if not self.patterns:
+            return False
         try:
             relative = resolved(path).relative_to(self.root).as_posix()
         except ValueError:
@@ -122,15 +124,28 @@ def resolved(path: Path) -> Path:
     Remembered for the run: discovery, module names and aliases resolve every file and folder
     of the project several times, and each `resolve()` costs a system call per path part.
     """
-    return _resolved(path, os.getcwd())
+    key = (path, os.getcwd())
+    found = _RESOLVED.get(key)
+    if found is None:
+        try:
+            found = path.resolve()
+        except (RuntimeError, OSError):  # RuntimeError: "Symlink loop from ..."
+            found = path.absolute()
+        _RESOLVED[key] = found
+    return found
 
 
-@functools.cache
-def _resolved(path: Path, cwd: str) -> Path:
-    try:
-        return path.resolve()
-    except (RuntimeError, OSError):  # RuntimeError: "Symlink loop from ..."
-        return path.absolute()
+def _resolved_in(real_folder: Path, child: Path) -> Path:
+    """A walked file's real path: its real folder plus its name, unless it is a symlink (one
+    `lstat` instead of one per path part)."""
+    if child.is_symlink():
+        return resolved(child)
+    real = real_folder / child.name
+    _RESOLVED[(child, os.getcwd())] = real
+    return real
+
+
+_RESOLVED: dict[tuple[Path, str], Path] = {}
 
 
 @functools.cache
@@ -140,10 +155,11 @@ def _exists(path: Path) -> bool:
 
 def forget_file_system() -> None:
     """Start a run with nothing remembered about the file system (tests run many in one process)."""
-    _resolved.cache_clear()
+    _RESOLVED.clear()
     _exists.cache_clear()
     _package_dirs.cache_clear()
     _declared_roots.cache_clear()
+    _is_root.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -310,15 +326,16 @@ def _walk(
                 continue
             kept.append(name)
         dirnames[:] = kept
+        real_folder = resolved(current)
         for name in sorted(filenames):
             if not wanted(name):
                 continue
             child = current / name
             if excludes.excluded(child):
                 continue
-            if respect_gitignore and gitignore.ignored(resolved(child), False):
+            real = _resolved_in(real_folder, child)
+            if respect_gitignore and gitignore.ignored(real, False):
                 continue
-            real = resolved(child)
             if real not in seen:
                 seen.add(real)
                 yield child
@@ -432,6 +449,7 @@ def _package_dirs(pyproject: Path) -> tuple[tuple[Path, str], ...]:
     return tuple(sorted(roots, key=lambda root: len(root[0].parts), reverse=True))
 
 
+@functools.cache
 def _is_root(directory: Path) -> bool:
     return any(_exists(directory / marker) for marker in ROOT_MARKERS)
 

@@ -141,6 +141,8 @@ def check_files(
     skipped: list[FileInput] = []
     # path -> the cache key of its result: what analyse_file depends on, and the run's mode.
     keys: dict[str, Job] = {}
+    # path -> cache key of the files the prefilter skipped: the second pass's memo is keyed on them.
+    digests: dict[str, str] = {}
     checked = {item.path for item in inputs}
     extra = [item for item in context if item.path not in checked and item.data is not None]
     for item in [*inputs, *extra]:
@@ -156,9 +158,11 @@ def check_files(
             skipped.append(item)
             continue
         key = (item.path, item.data, item.module, item.is_test, forced)
-        cached = cache.get(key) if cache is not None else None
+        digest = cache.key(key) if cache is not None else ""
+        cached = cache.get(key, digest) if cache is not None else None
         if cached is not None and _is_skip(cached):
             skipped.append(item)
+            digests[item.path] = digest
         elif cached is not None:
             results.append(cached)
         elif forced or packs.worth_parsing(item.data):
@@ -166,6 +170,7 @@ def check_files(
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
+            digests[item.path] = digest
             if cache is not None:
                 cache.put(key, FileResult(item.path))
     if progress is not None:
@@ -175,7 +180,7 @@ def check_files(
     # A module can reach a client only through a function of this project that builds one
     # (`from proj.db import get_db` in a tasks module importing no framework): parse the
     # skipped files that mention such a function by name, so the join can follow the call.
-    second = _mentioning_builders(skipped, results)
+    second = _mentioning_builders(skipped, results, cache, digests)
     fresh: list[Job] = []
     for job in second:
         cached = cache.get(job) if cache is not None else None
@@ -243,27 +248,47 @@ def _directives_only(item: FileInput) -> Suppressions | None:
         return None
 
 
-def _mentioning_builders(skipped: Sequence[FileInput], results: Sequence[FileResult]) -> list[Job]:
+def _mentioning_builders(
+    skipped: Sequence[FileInput],
+    results: Sequence[FileResult],
+    cache: ResultCache | None = None,
+    digests: Mapping[str, str] | None = None,
+) -> list[Job]:
     """Skipped files the join needs after all: those naming a function that builds a client, and
-    package `__init__` modules that re-export (`from .cache import client`)."""
+    package `__init__` modules that re-export (`from .cache import client`).
+
+    With a cache, the answer is remembered under the builders' names and the skipped files'
+    keys: an unchanged tree does not scan its skipped files again.
+    """
     names = {
         site.function.rsplit(".", 1)[-1].encode()
         for result in results
         if result.summary is not None
         for site in result.summary.sites
     }
-    return [
-        (item.path, item.data, item.module, item.is_test, True)
-        for item in skipped
-        if item.data is not None
-        and not item.is_test
-        and (
-            # A set of the file's identifiers: several times faster than one regex alternating
-            # over every builder's name, which a warm run would pay on every skipped file.
-            (names and not names.isdisjoint(_IDENTIFIER.findall(item.data)))
-            or (item.path.endswith("__init__.py") and _REEXPORT.search(item.data))
-        )
+    candidates = [item for item in skipped if item.data is not None and not item.is_test]
+    memo = None
+    if cache is not None and digests is not None:
+        parts = [*sorted(n.decode() for n in names), *(digests[i.path] for i in candidates)]
+        memo = cache.memo_key("second-pass", parts)
+        stored = cache.get_memo(memo)
+        if isinstance(stored, frozenset):
+            return [_job(item) for item in candidates if item.path in stored]
+    chosen = [
+        item
+        for item in candidates
+        # A set of the file's identifiers: several times faster than one regex alternating
+        # over every builder's name.
+        if (names and not names.isdisjoint(_IDENTIFIER.findall(item.data or b"")))
+        or (item.path.endswith("__init__.py") and _REEXPORT.search(item.data or b""))
     ]
+    if cache is not None and memo is not None:
+        cache.put_memo(memo, frozenset(item.path for item in chosen))
+    return [_job(item) for item in chosen]
+
+
+def _job(item: FileInput) -> Job:
+    return (item.path, item.data or b"", item.module, item.is_test, True)
 
 
 _IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")

@@ -217,3 +217,25 @@ def test_bad_cache_dir_value_is_a_config_error(project: Path) -> None:
     result = run_cli(["check", "."])
     assert result.exit_code == 2
     assert "`cache-dir`: expected a path" in result.output
+
+
+def test_a_warm_run_does_not_rescan_the_files_the_prefilter_skipped(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which skipped files name a builder is remembered: an unchanged tree reads it back, a
+    skipped file that starts naming a builder is scanned (and parsed) again."""
+    cold = findings()
+    scanned: list[bytes] = []
+    real = dbpoollint.engine._IDENTIFIER
+
+    class Scanner:
+        def findall(self, data: bytes) -> list[bytes]:
+            scanned.append(data)
+            return real.findall(data)
+
+    monkeypatch.setattr(dbpoollint.engine, "_IDENTIFIER", Scanner())
+    assert findings() == cold
+    assert scanned == []
+    write(project / "proj" / "plain.py", "def add(a, b):\n    return get_engine() + a + b\n")
+    findings()
+    assert any(b"get_engine" in data for data in scanned)
