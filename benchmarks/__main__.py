@@ -322,7 +322,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    base = shlex.split(args.command) if args.command else [sys.executable, "-m", "dbpoollint"]
+    # -P: the benchmarked folder (a stdlib copy) must not shadow the interpreter's own modules.
+    base = shlex.split(args.command) if args.command else [sys.executable, "-P", "-m", "dbpoollint"]
     jobs = [] if args.jobs is None else ["--jobs", str(args.jobs)]
     extra = shlex.split(args.extra_args)
 

@@ -32,6 +32,7 @@ from dbpoollint.discovery import (
     module_name,
     pins_above,
     project_modules,
+    project_root,
     resolved,
 )
 from dbpoollint.engine import FileInput, check_files, read_input
@@ -505,6 +506,8 @@ def _unlistable(folder: Path) -> FileInput:
 
 def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) -> list[FileInput]:
     """The project's other modules, read for cross-module facts only (see SPEC: whole project)."""
+    if all(target.is_dir() and resolved(target) == project_root(target) for target in targets):
+        return []  # the whole project is checked: there is no other module to read
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
     wanted = {resolved(Path(p)) for p in checked}
     here = os.getcwd() + os.sep

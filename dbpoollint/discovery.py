@@ -160,6 +160,7 @@ def forget_file_system() -> None:
     _package_dirs.cache_clear()
     _declared_roots.cache_clear()
     _is_root.cache_clear()
+    _folder_module_name.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -354,6 +355,7 @@ def module_name(path: Path) -> str:
     return declared_module_name(path) or _folder_module_name(path)
 
 
+@functools.cache
 def _folder_module_name(path: Path) -> str:
     absolute = resolved(path)
     parts = [] if absolute.stem == "__init__" else [absolute.stem]
