@@ -136,14 +136,16 @@ class ModuleIndexer(cst.CSTVisitor):
         for node, site in self.site_nodes:
             span = span_of(positions[node])
             local_names = self.site_locals.get(node, frozenset())
-            returned = site.returned or bool(
-                local_names & self.returned_names.get(site.function, set())
-            )
+            handed = local_names & self.returned_names.get(site.function, set())
+            returned = site.returned or bool(handed)
+            on_object = bool(handed) and all(name.startswith(".") for name in handed)
             storage = site.storage
             if local_names & self.request_stored.get(site.function, set()):
                 storage = "flask-g"  # `pool = ConnectionPool(...); g.db = pool`
             self.summary.sites.append(
-                dataclasses.replace(site, span=span, returned=returned, storage=storage)
+                dataclasses.replace(
+                    site, span=span, returned=returned, storage=storage, on_object=on_object
+                )
             )
 
     @property
@@ -399,7 +401,11 @@ class ModuleIndexer(cst.CSTVisitor):
             value = _unwrap_access(element)
             if isinstance(value, cst.Name):
                 self.returned_names[function].add(value.value)
-        self.summary.functions[function].returned_names.update(self.returned_names[function])
+            if isinstance(element, cst.Name):  # the object itself, holding what was set on it
+                self.returned_names[function].add(f".{element.value}")
+        self.summary.functions[function].returned_names.update(
+            name for name in self.returned_names[function] if not name.startswith(".")
+        )
 
     def visit_Call(self, node: cst.Call) -> None:
         qualnames, imported = self._qualified(node.func)
@@ -607,7 +613,16 @@ class ModuleIndexer(cst.CSTVisitor):
                     for t in targets
                     if isinstance(t, cst.Name) and t.value not in self.declared_global[function]
                 )
-                return False, names
+                # `r.client = Redis()` / `self.client = Redis()`: on an object, which the
+                # function may return (`return r`, `return self`); marked with a dot.
+                holders = frozenset(
+                    f".{root.value}"
+                    for t in targets
+                    if isinstance(t, cst.Attribute)
+                    and isinstance(root := _unwrap_access(t), cst.Name)
+                    and root.value not in self.declared_global[function]
+                )
+                return False, names | holders
             else:
                 break
         return False, frozenset()
@@ -693,7 +708,9 @@ class ModuleIndexer(cst.CSTVisitor):
             return "local"
         if qualname_matches(REQUEST_GLOBALS, self.qualnames(root)):
             return "flask-g"
-        if isinstance(target, cst.Attribute):
+        if root.value in self.declared_global[function] and _mentioned(root.value, guards):
+            guarded = True  # `if _repo is None: _repo = Repo(); _repo.client = Redis()`
+        elif isinstance(target, cst.Attribute):
             guarded = _mentioned(target.attr.value, guards)
         else:  # keyed cache: `if key not in _clients: _clients[key] = ...`
             container = target.value if isinstance(target, cst.Subscript) else target

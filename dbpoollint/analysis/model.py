@@ -51,6 +51,9 @@ class CreationSite:
     # The function hands the new client to its caller (`return Client(...)`, or a local that is
     # returned): the function is a client factory, DPL103's business rather than DPL101's.
     returned: bool = False
+    # Handed out on an object, not as itself: `r.client = Redis(); return r`, or a method's
+    # `self.client = Redis(); return self`.
+    on_object: bool = False
     # Built only when the caller passes nothing for this parameter (`def run(sql, conn=None):
     # if conn is None: conn = create_engine(URL)`): its name and position (-1: keyword-only).
     default_for: str = ""

@@ -35,7 +35,11 @@ class UncachedClientFactory(Rule):
 
     Returning a database or attribute of the new client (`return MongoClient(URI)["shop"]`)
     counts as returning it, and so does returning it inside a tuple, list or dict
-    (`return engine, sessionmaker(engine)`). A factory whose callers keep its result in a
+    (`return engine, sessionmaker(engine)`), or on an object: stored on one and the object
+    returned (`r = Repo(); r.client = redis.Redis(...); return r`, or a method's
+    `self.client = Redis(); return self`). A lazily set global object (`if _repo is None:
+    _repo = Repo(); _repo.client = Redis()`) or attribute (`if self.client is None:`) is a
+    cache, not a factory. A factory whose callers keep its result in a
     guarded cache (`if key not in _clients: _clients[key] = make_client(key)`, a class-level
     dict, with or without a lock) is not used per call through those callers. A route, view or
     task that returns a client is not a factory: caching a handler is never the fix, so that
@@ -87,7 +91,8 @@ class UncachedClientFactory(Rule):
     renamed `_build_<name>` and a new `<name>` awaits it once under an `asyncio.Lock`, keeping
     the awaited client, never a coroutine. Factories whose callers close the result are not
     reported at all. Factories with parameters get no fix: the arguments may be per request, and
-    a per-tenant client needs a keyed cache.
+    a per-tenant client needs a keyed cache. Nor does a factory handing the client out on an
+    object: the object may carry per-call state, and sharing it is the author's decision.
 
     ## Options
     - `select` / `ignore` / `per-file-ignores`; user packs (`packs`) add in-house constructors.
@@ -117,7 +122,13 @@ class UncachedClientFactory(Rule):
                     continue
                 message = _message(summary, site, use, by_path)
                 length = line_length(project, summary.path)
-                request = FixRequest("cache-factory", (("line-length", length),))
+                # No fix for a client on an object: it may carry per-call state, and sharing
+                # it is the author's choice.
+                request = (
+                    None
+                    if site.on_object
+                    else FixRequest("cache-factory", (("line-length", length),))
+                )
                 yield Finding(summary.path, site.span, self.code, message, fix_request=request)
 
 
@@ -145,13 +156,19 @@ def _message(
         caller_path, caller_key = use.caller
         if (caller_path, caller_key) != (use.root_path, root.function):
             usage += f" through `{display_name(by_path[caller_path], caller_key)}`"
-    if summary.functions[site.function].is_async:
+    fact = summary.functions[site.function]
+    held = ""
+    if site.on_object:
+        held = ", kept on the object it returns," if fact.class_key is None else ""
+        held = held or ", kept on the `self` it returns,"
+        advice = "build the client once (module level or a cached getter) and hand it to the object"
+    elif fact.is_async:
         advice = "keep one in a lazily initialised module-level variable (not functools.cache)"
     else:
         advice = "decorate the factory with @functools.cache"
     return (
-        f"`{factory}()` builds a new {noun} with `{site.callee}()` on every call and {usage}; "
-        f"cache it: {advice}"
+        f"`{factory}()` builds a new {noun} with `{site.callee}()` on every call{held} and "
+        f"{usage}; cache it: {advice}"
     )
 
 
