@@ -255,36 +255,55 @@ def _mentioning_builders(
     digests: Mapping[str, str] | None = None,
 ) -> list[Job]:
     """Skipped files the join needs after all: those naming a function that builds a client, and
-    package `__init__` modules that re-export (`from .cache import client`).
+    package `__init__` modules that re-export from a parsed module (`from .cache import client`
+    when `cache` was parsed), or from such an `__init__`, through any chain.
 
-    With a cache, the answer is remembered under the builders' names and the skipped files'
-    keys: an unchanged tree does not scan its skipped files again.
+    With a cache, the answer is remembered under the parsed modules, the builders' names and the
+    skipped files' keys: an unchanged tree does not scan its skipped files again.
     """
-    names = {
-        site.function.rsplit(".", 1)[-1].encode()
-        for result in results
-        if result.summary is not None
-        for site in result.summary.sites
-    }
+    summaries = [result.summary for result in results if result.summary is not None]
+    names = {site.function.rsplit(".", 1)[-1].encode() for s in summaries for site in s.sites}
+    modules = {s.module for s in summaries}
     candidates = [item for item in skipped if item.data is not None and not item.is_test]
     memo = None
     if cache is not None and digests is not None:
-        parts = [*sorted(n.decode() for n in names), *(digests[i.path] for i in candidates)]
-        memo = cache.memo_key("second-pass", parts)
+        words = sorted([*(n.decode() for n in names), *("\0" + m for m in modules)])
+        memo = cache.memo_key("second-pass", [*words, *(digests[i.path] for i in candidates)])
         stored = cache.get_memo(memo)
         if isinstance(stored, frozenset):
             return [_job(item) for item in candidates if item.path in stored]
-    chosen = [
-        item
-        for item in candidates
+    chosen: list[FileInput] = []
+    packages: list[tuple[FileInput, set[bytes]]] = []
+    for item in candidates:
         # A set of the file's identifiers: several times faster than one regex alternating
         # over every builder's name.
-        if (names and not names.isdisjoint(_IDENTIFIER.findall(item.data or b"")))
-        or (item.path.endswith("__init__.py") and _REEXPORT.search(item.data or b""))
-    ]
+        identifiers = set(_IDENTIFIER.findall(item.data or b""))
+        if not names.isdisjoint(identifiers):
+            chosen.append(item)
+        elif item.path.endswith("__init__.py") and _REEXPORT.search(item.data or b""):
+            packages.append((item, identifiers))
+    # A package's `__init__` matters when it names one of its own modules that the join knows
+    # (`from .cache import client` in deps/ when deps.cache was parsed); once chosen, so does
+    # the package above it that names it.
+    known = set(modules)
+    while True:
+        reached = [item for item, ids in packages if _names_a_submodule(item.module, ids, known)]
+        if not reached:
+            break
+        chosen.extend(reached)
+        known.update(item.module for item in reached)
+        packages = [(item, ids) for item, ids in packages if item not in reached]
     if cache is not None and memo is not None:
         cache.put_memo(memo, frozenset(item.path for item in chosen))
     return [_job(item) for item in chosen]
+
+
+def _names_a_submodule(package: str, identifiers: set[bytes], known: set[str]) -> bool:
+    prefix = package + "."
+    return any(
+        module.startswith(prefix) and module[len(prefix) :].split(".", 1)[0].encode() in identifiers
+        for module in known
+    )
 
 
 def _job(item: FileInput) -> Job:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dbpoollint.analysis.model import ModuleSummary
+from dbpoollint.engine import FileInput, FileResult, _mentioning_builders
 from dbpoollint.packs import imports_project_code, load_packs
 
 
@@ -35,3 +37,25 @@ def test_files_without_database_imports_are_not_parsed() -> None:
     assert not packs.worth_parsing(b"import os\n\ndef connect():\n    return os.getcwd()\n")
     assert packs.worth_parsing(b"import sqlalchemy as sa\n")
     assert packs.worth_parsing(b"from redis import asyncio as aioredis\n")
+
+
+def _package_init(module: str, text: bytes) -> FileInput:
+    return FileInput(f"{module.replace('.', '/')}/__init__.py", text, module, False)
+
+
+def test_a_package_init_is_parsed_only_when_it_names_a_known_submodule() -> None:
+    """The second pass reads `__init__` re-exports of what the join knows, through chains, and
+    not every package of a large tree (the stdlib's 200 `__init__` files)."""
+    parsed = ModuleSummary(path="deps/cache.py", module="deps.cache", is_test=False)
+    results = [FileResult("deps/cache.py", summary=parsed)]
+    deps = _package_init("deps", b"from .cache import cache_client\n")
+    outer = _package_init("app", b"from .other import thing\n")
+    chain = _package_init("deps.sub", b"from .cache import x\n")  # names `cache`, not its own
+    top = _package_init("top", b"from .deps import cache_client\n")
+    chosen = {job[0] for job in _mentioning_builders([deps, outer, chain, top], results)}
+    assert chosen == {"deps/__init__.py"}
+    parent = _package_init("top.deps", b"from .cache import cache_client\n")
+    nested = ModuleSummary(path="top/deps/cache.py", module="top.deps.cache", is_test=False)
+    results = [FileResult("top/deps/cache.py", summary=nested)]
+    chosen = {job[0] for job in _mentioning_builders([parent, top], results)}
+    assert chosen == {"top/deps/__init__.py", "top/__init__.py"}
