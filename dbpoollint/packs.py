@@ -263,30 +263,37 @@ class PackSet:
 
     packs: list[Pack]
     _calls_by_name: dict[str, ClientCall] = field(default_factory=dict)
-    _trigger: re.Pattern[bytes] | None = None
-    _cross_trigger: re.Pattern[bytes] | None = None
-    _framework_trigger: re.Pattern[bytes] | None = None
-    _url_trigger: re.Pattern[bytes] | None = None
+    # The prefilter: top-level module names whose import makes a file worth parsing, plus the
+    # words (user packs' in-house wrappers) and URL schemes that do without an import.
+    _client_modules: frozenset[bytes] = frozenset()
+    _client_words: re.Pattern[bytes] | None = None
+    _cross_modules: frozenset[bytes] = frozenset()
+    _framework_modules: frozenset[bytes] = frozenset()
+    _pooler_modules: frozenset[bytes] = frozenset()
+    _url_schemes: re.Pattern[bytes] | None = None
 
     def __post_init__(self) -> None:
         for pack in self.packs:
             for call in pack.calls:
                 for name in call.names:
                     self._calls_by_name.setdefault(name, call)
-        self._trigger = _import_regex(
-            [m for p in self.packs if p.kind == "client" for m in p.modules],
-            [n.rsplit(".", 1)[-1] for p in self.packs if p.kind == "client" for n in _local(p)],
+        self._client_modules = _tops(m for p in self.packs if p.kind == "client" for m in p.modules)
+        words = sorted(
+            {n.rsplit(".", 1)[-1] for p in self.packs if p.kind == "client" for n in _local(p)}
         )
-        self._cross_trigger = _import_regex(
-            [m for p in self.packs for m in p.cross_module_triggers], []
+        if words:
+            self._client_words = re.compile(
+                (r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b").encode()
+            )
+        self._cross_modules = _tops(m for p in self.packs for m in p.cross_module_triggers)
+        self._framework_modules = _tops(
+            m for p in self.packs if p.kind == "framework" for m in p.modules
         )
-        self._framework_trigger = _import_regex(
-            [m for p in self.packs if p.kind == "framework" for m in p.modules], []
-        )
-        self._url_trigger = _url_regex(
-            [m for p in self.packs if p.kind == "pooler" for m in p.modules],
-            [s for p in self.packs for s in p.url_schemes],
-        )
+        self._pooler_modules = _tops(m for p in self.packs if p.kind == "pooler" for m in p.modules)
+        schemes = sorted({s for p in self.packs for s in p.url_schemes})
+        if schemes:
+            joined = "|".join(re.escape(s) for s in schemes)
+            self._url_schemes = re.compile(rf"\b(?:{joined})(?:\+\w+)?://".encode())
 
     def client_call(self, qualnames: Iterable[str]) -> ClientCall | None:
         for qualname in qualnames:
@@ -304,35 +311,44 @@ class PackSet:
 
     def mentions_client(self, source: bytes) -> bool:
         """Cheap prefilter: does this file import any module a client pack knows?"""
-        source = source.removeprefix(codecs.BOM_UTF8)
-        return self._trigger is not None and self._trigger.search(source) is not None
+        return not self._client_modules.isdisjoint(imported_tops(source)) or (
+            self._client_words is not None and self._client_words.search(source) is not None
+        )
 
     def mentions_cross_module(self, source: bytes) -> bool:
-        return self._cross_trigger is not None and self._cross_trigger.search(source) is not None
+        return not self._cross_modules.isdisjoint(imported_tops(source))
 
     def mentions_framework(self, source: bytes) -> bool:
         """Does this file import a framework? Its handlers may call a factory defined elsewhere."""
-        source = source.removeprefix(codecs.BOM_UTF8)
-        return (
-            self._framework_trigger is not None
-            and self._framework_trigger.search(source) is not None
-        )
+        return not self._framework_modules.isdisjoint(imported_tops(source))
 
     def worth_parsing(self, source: bytes) -> bool:
         """The prefilter: only files importing a known client or framework module can matter,
         and Django settings modules (they import no client, yet configure the pools)."""
+        tops = imported_tops(source)  # one scan of the import lines answers most questions
         return (
-            self.mentions_client(source)
-            or self.mentions_cross_module(source)
-            or self.mentions_framework(source)
+            not self._client_modules.isdisjoint(tops)
+            or not self._cross_modules.isdisjoint(tops)
+            or not self._framework_modules.isdisjoint(tops)
+            or not self._pooler_modules.isdisjoint(tops)
+            or (self._client_words is not None and self._client_words.search(source) is not None)
             or DJANGO_DATABASES.search(source) is not None
-            or self.mentions_urls(source)
+            or self._mentions_url_literal(source)
             or (_LIFECYCLE_HOOKS.search(source) is not None and imports_project_code(source))
         )
 
     def mentions_urls(self, source: bytes) -> bool:
         """Settings modules, alembic `env.py`, connection URL literals: the URL rules read them."""
-        return self._url_trigger is not None and self._url_trigger.search(source) is not None
+        return not self._pooler_modules.isdisjoint(imported_tops(source)) or (
+            self._mentions_url_literal(source)
+        )
+
+    def _mentions_url_literal(self, source: bytes) -> bool:
+        return (
+            self._url_schemes is not None
+            and b"://" in source
+            and self._url_schemes.search(source) is not None
+        )
 
     @property
     def poolers(self) -> list[Pooler]:
@@ -396,32 +412,29 @@ def _local(pack: Pack) -> list[str]:
     return [n for c in pack.calls for n in c.names if n.split(".", 1)[0] not in pack.modules]
 
 
-def _import_regex(modules: Sequence[str], words: Sequence[str]) -> re.Pattern[bytes] | None:
-    alternatives = []
-    top = sorted({m.split(".", 1)[0] for m in modules})
-    if top:
-        joined = "|".join(re.escape(m) for m in top)
-        alternatives.append(rf"^[ \t]*(?:from|import)[ \t]+(?:{joined})\b")
-        # `import a, redis` and `import x as y, psycopg2`
-        alternatives.append(rf"^[ \t]*import[ \t][^\n#]*,[ \t]*(?:{joined})\b")
-    if words:
-        alternatives.append(r"\b(?:" + "|".join(re.escape(w) for w in sorted(set(words))) + r")\b")
-    if not alternatives:
-        return None
-    return re.compile("|".join(alternatives).encode(), re.MULTILINE)
+def _tops(modules: Iterable[str]) -> frozenset[bytes]:
+    return frozenset(m.split(".", 1)[0].encode() for m in modules)
 
 
-def _url_regex(modules: Sequence[str], schemes: Sequence[str]) -> re.Pattern[bytes] | None:
-    alternatives = []
-    imports = _import_regex(modules, [])
-    if imports is not None:
-        alternatives.append(imports.pattern.decode())
-    if schemes:
-        joined = "|".join(re.escape(s) for s in sorted(set(schemes)))
-        alternatives.append(rf"\b(?:{joined})(?:\+\w+)?://")
-    if not alternatives:
-        return None
-    return re.compile("|".join(alternatives).encode(), re.MULTILINE)
+# `from redis.asyncio import ...`, `import a, redis`, `import x as y, psycopg2`, indented too.
+_IMPORT_LINE = re.compile(
+    rb"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([^\n#;]+))", re.M
+)
+
+
+def imported_tops(source: bytes) -> frozenset[bytes]:
+    """The top-level names of every module the source imports (by line, without parsing)."""
+    source = source.removeprefix(codecs.BOM_UTF8)
+    tops: set[bytes] = set()
+    for match in _IMPORT_LINE.finditer(source):
+        if match.group(1) is not None:
+            tops.add(match.group(1).split(b".", 1)[0])
+            continue
+        for part in match.group(2).split(b","):
+            words = part.split()
+            if words:
+                tops.add(words[0].split(b".", 1)[0].strip(b"()\\"))
+    return frozenset(tops)
 
 
 # --- loading -------------------------------------------------------------------------------
