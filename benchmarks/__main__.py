@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.synthetic import CROSS_MODULE_KINDS, SyntheticCorpus, generate
+from benchmarks.synthetic import SyntheticCorpus, cross_module_recall, generate
 
 CODE = "DPL101"
 SKIP_DIRS = frozenset({"site-packages", "__pycache__"})
@@ -148,31 +148,13 @@ def explain_mismatch(corpus: SyntheticCorpus, findings: list[dict[str, Any]]) ->
     if not found or None in found:
         return
     found_paths = {path for path in found if path is not None}
-    expected = {item.path.resolve(): item.kind for item in corpus.expected}
+    expected = {item.path.resolve(): item.kind for item in corpus.expected if item.code == CODE}
     missed = sorted(path for path in expected if path not in found_paths)
     extra = sorted(found_paths - expected.keys())
     for label, paths in (("missed", missed), ("unexpected", extra)):
         if paths:
             shown = ", ".join(f"{path} ({expected.get(path, 'not bad')})" for path in paths[:5])
             log(f"  {label} {len(paths)} file(s), e.g. {shown}")
-
-
-def cross_module_recall(corpus: SyntheticCorpus, findings: list[dict[str, Any]]) -> str:
-    """Recall on the findings planted in multi-module projects (helper, re-export)."""
-    planted = {
-        (item.path.resolve(), item.line)
-        for item in corpus.expected
-        if item.kind in CROSS_MODULE_KINDS
-    }
-    found = set()
-    for item in findings:
-        path = finding_path(item)
-        location = item.get("location")
-        if item.get("code") == CODE and path is not None and isinstance(location, dict):
-            found.add((path, location.get("row")))
-    hit = len(planted & found)
-    share = f"{hit / len(planted):.0%}" if planted else "n/a"
-    return f"cross-module recall {hit}/{len(planted)} ({share})"
 
 
 def run_corpus(

@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from pathlib import Path
 from string import Template
+from typing import Any
 
 EXPECT_MARKER = "# expect: DPL101"
 FILES_PER_PACKAGE = 100
@@ -324,11 +326,26 @@ async def $fn(request: Request, item_id: int) -> dict[str, object]:
 )
 
 
-# Multi-module projects: a route in `api.py` reaches a client built per call in another module,
-# through a helper module (`proj_000.db`) or a package re-export (`proj_001.deps`). Four files
-# each; the finding is planted in the module that builds the client.
+# Multi-module projects: a route in `api.py` reaches a client or connection handled wrongly in
+# another module, one project per shape (four Python files each; the finding is planted on the
+# line that carries its `# expect:` comment, in whichever module the rule reports):
+# - a helper module builds a client per call (`proj.db.run_query`), DPL101;
+# - the same through a package re-export (`from .cache import bump` in `deps/__init__.py`);
+# - the helper found through `[tool.setuptools] package-dir` (`{"<name>_app" = "source"}`);
+# - a connection released by a helper of another module, outside `finally:` (DPL302), beside
+#   one released by it in `finally:`, which must not be reported;
+# - a helper building its default client per call (`if conn is None: conn = ...`), DPL101,
+#   beside a route passing its own, which must not make it reported twice;
+# - a factory returning a new client on an object (`r.client = Redis(); return r`), DPL103.
 PROJECT_FILES = 4
-CROSS_MODULE_KINDS = ("cross-module-helper", "cross-module-reexport")
+CROSS_MODULE_KINDS = (
+    "cross-module-helper",
+    "cross-module-reexport",
+    "cross-module-package-dir",
+    "cross-module-releasing-helper",
+    "cross-module-default-client",
+    "cross-module-object-factory",
+)
 _PROJECT_API = Template('''"""Routes of $name."""
 
 from flask import Flask
@@ -365,40 +382,163 @@ def bump(key):
     client = redis.Redis(host=os.environ.get("REDIS_HOST", "localhost"))  {EXPECT_MARKER}
     return client.incr(key)
 ''')
+_PROJECT_POOL = Template('''"""The connection pool of $name."""
+
+import atexit
+import os
+
+from psycopg2.pool import ThreadedConnectionPool
+
+pool = ThreadedConnectionPool(1, 10, os.environ["DATABASE_URL"], connect_timeout=5)
+atexit.register(pool.closeall)
+
+
+def give_back(conn):
+    pool.putconn(conn)
+''')
+_PROJECT_RELEASING_API = Template('''"""Routes of $name."""
+
+from flask import Flask
+
+from $name.db import give_back, pool
+
+app = Flask(__name__)
+
+
+@app.get("/$name/items")
+def list_items():
+    conn = pool.getconn()  # expect: DPL302
+    rows = conn.cursor().execute("select * from items").fetchall()
+    give_back(conn)
+    return {"items": rows}
+
+
+@app.get("/$name/users")
+def list_users():
+    conn = pool.getconn()
+    try:
+        return {"users": conn.cursor().execute("select * from users").fetchall()}
+    finally:
+        give_back(conn)
+''')
+_PROJECT_DEFAULT = Template(f'''"""Queries of $name."""
+
+import os
+
+import sqlalchemy
+
+URL = os.environ["DATABASE_URL"]
+engine = sqlalchemy.create_engine(
+    URL, pool_size=5, max_overflow=5, pool_timeout=10, pool_pre_ping=True
+)
+
+
+def run_query(sql, conn=None):
+    if conn is None:
+        conn = sqlalchemy.create_engine(URL)  {EXPECT_MARKER}
+    with conn.connect() as connection:
+        return connection.execute(sqlalchemy.text(sql)).all()
+''')
+_PROJECT_DEFAULT_API = Template('''"""Routes of $name."""
+
+from flask import Flask
+
+from $name.db import engine, run_query
+
+app = Flask(__name__)
+
+
+@app.get("/$name/items")
+def list_items():
+    return {"items": run_query("select * from items")}
+
+
+@app.get("/$name/users")
+def list_users():
+    return {"users": run_query("select * from users", engine)}
+''')
+_PROJECT_OBJECT = Template('''"""The repository of $name."""
+
+import os
+
+import redis
+
+
+class Repository:
+    client = None
+
+    def hits(self):
+        return self.client.incr("hits")
+
+
+def make_repository():
+    repository = Repository()
+    repository.client = redis.Redis(host=os.environ["REDIS_HOST"])  # expect: DPL103
+    return repository
+''')
 
 
 def _write_project(folder: Path, number: int, writer: _ModuleWriter) -> list[ExpectedFinding]:
     name = folder.name
     kind = CROSS_MODULE_KINDS[number % len(CROSS_MODULE_KINDS)]
+    files: dict[str, str] = {"__init__.py": ""}
+    util = writer.module(120, None)
     if kind == "cross-module-helper":
+        files["api.py"] = _PROJECT_API.substitute(
+            name=name, import_line=f"{name}.db import run_query", call='run_query("select 1")'
+        )
+        files["db.py"] = _PROJECT_HELPER.substitute(name=name)
+        files["util.py"] = util
+    elif kind == "cross-module-reexport":
+        files["api.py"] = _PROJECT_API.substitute(
+            name=name, import_line=f"{name}.deps import bump", call='bump("items")'
+        )
+        files["deps/__init__.py"] = 'from .cache import bump\n\n__all__ = ["bump"]\n'
+        files["deps/cache.py"] = _PROJECT_CACHE.substitute(name=name)
+    elif kind == "cross-module-package-dir":
+        package = f"{name}_app"  # the folder is `source/`: only package-dir names it
         files = {
-            "__init__.py": "",
-            "api.py": _PROJECT_API.substitute(
-                name=name, import_line=f"{name}.db import run_query", call='run_query("select 1")'
+            "source/__init__.py": "",
+            "source/api.py": _PROJECT_API.substitute(
+                name=name,
+                import_line=f"{package}.db import run_query",
+                call='run_query("select 1")',
             ),
-            "db.py": _PROJECT_HELPER.substitute(name=name),
-            "util.py": writer.module(120, None),
+            "source/db.py": _PROJECT_HELPER.substitute(name=name),
+            "source/util.py": util,
         }
-        planted = "db.py"
+        pyproject = f'[tool.setuptools]\npackage-dir = {{"{package}" = "source"}}\n'
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    elif kind == "cross-module-releasing-helper":
+        files["api.py"] = _PROJECT_RELEASING_API.substitute(name=name)
+        files["db.py"] = _PROJECT_POOL.substitute(name=name)
+        files["util.py"] = util
+    elif kind == "cross-module-default-client":
+        files["api.py"] = _PROJECT_DEFAULT_API.substitute(name=name)
+        files["db.py"] = _PROJECT_DEFAULT.substitute(name=name)
+        files["util.py"] = util
     else:
-        files = {
-            "__init__.py": "",
-            "api.py": _PROJECT_API.substitute(
-                name=name, import_line=f"{name}.deps import bump", call='bump("items")'
-            ),
-            "deps/__init__.py": 'from .cache import bump\n\n__all__ = ["bump"]\n',
-            "deps/cache.py": _PROJECT_CACHE.substitute(name=name),
-        }
-        planted = "deps/cache.py"
+        files["api.py"] = _PROJECT_API.substitute(
+            name=name,
+            import_line=f"{name}.repository import make_repository",
+            call="make_repository().hits()",
+        )
+        files["repository.py"] = _PROJECT_OBJECT.substitute(name=name)
+        files["util.py"] = util
     expected = []
     for relative, text in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        if relative == planted:
-            line = next(i for i, t in enumerate(text.splitlines(), 1) if t.endswith(EXPECT_MARKER))
-            expected.append(ExpectedFinding(path, line, kind))
+        for line, content in enumerate(text.splitlines(), 1):
+            match = _EXPECT.search(content)
+            if match:
+                expected.append(ExpectedFinding(path, line, kind, match.group(1)))
     return expected
+
+
+_EXPECT = re.compile(r"# expect: (DPL\d{3})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -406,6 +546,7 @@ class ExpectedFinding:
     path: Path
     line: int
     kind: str
+    code: str = "DPL101"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -417,7 +558,8 @@ class SyntheticCorpus:
 
     @property
     def expected_findings(self) -> int:
-        return len(self.expected)
+        """The DPL101 findings planted (the count every run is checked against)."""
+        return sum(item.code == "DPL101" for item in self.expected)
 
 
 class _ModuleWriter:
@@ -476,8 +618,10 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
     rng = random.Random(seed)
     bad_count = round(files * density)
     good_count = min(bad_count, files - bad_count)
-    # One small multi-module project per ten bad files, carved out of the plain files.
-    project_count = min(round(bad_count / 10), (files - bad_count - good_count) // PROJECT_FILES)
+    # One small multi-module project per ten bad files (at least one of each shape), carved
+    # out of the plain files.
+    wanted = max(round(bad_count / 10), len(CROSS_MODULE_KINDS)) if bad_count else 0
+    project_count = min(wanted, (files - bad_count - good_count) // PROJECT_FILES)
     module_files = files - project_count * PROJECT_FILES
     chosen = rng.sample(range(module_files), bad_count + good_count)
     patterns: dict[int, Pattern] = {}
@@ -510,13 +654,39 @@ def generate(root: Path, files: int = 2000, density: float = 0.1, seed: int = 0)
         "density": density,
         "good_files": good_count,
         "expected": [
-            {"path": str(item.path.relative_to(root)), "line": item.line, "kind": item.kind}
+            {
+                "path": str(item.path.relative_to(root)),
+                "line": item.line,
+                "kind": item.kind,
+                "code": item.code,
+            }
             for item in expected
         ],
     }
     manifest_path = root.parent / f"{root.name}.expected.json"
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return SyntheticCorpus(root, files, tuple(expected), good_count)
+
+
+def cross_module_recall(corpus: SyntheticCorpus, findings: list[dict[str, Any]]) -> str:
+    """Recall on the findings planted in multi-module projects (helper, re-export, package-dir,
+    releasing helper, default client, object factory), each with its own rule code; the
+    shapes missed are named."""
+    planted = {
+        (item.path.resolve(), item.line, item.code): item.kind
+        for item in corpus.expected
+        if item.kind in CROSS_MODULE_KINDS
+    }
+    found = set()
+    for item in findings:
+        filename, location = item.get("filename"), item.get("location")
+        if isinstance(filename, str) and isinstance(location, dict):
+            found.add((Path(filename).resolve(), location.get("row"), item.get("code")))
+    hit = len(planted.keys() & found)
+    share = f"{hit / len(planted):.0%}" if planted else "n/a"
+    missed = sorted({kind for key, kind in planted.items() if key not in found})
+    note = f"; missed: {', '.join(missed)}" if missed else ""
+    return f"cross-module recall {hit}/{len(planted)} ({share}){note}"
 
 
 def big_module(path: Path, lines: int, seed: int = 0) -> int:

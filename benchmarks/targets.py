@@ -9,6 +9,7 @@ average is printed before and after: on a busy machine read the ratios, not the 
 from __future__ import annotations
 
 import compileall
+import json
 import os
 import shutil
 import statistics
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.synthetic import big_module, generate
+from benchmarks.synthetic import SyntheticCorpus, big_module, cross_module_recall, generate
 
 BENCH_CACHE = Path(os.environ.get("DBPOOLLINT_BENCH_CACHE", "~/.cache/dbpoollint-bench"))
 REAL_APP = "mlflow==3.18.0"  # a DB-heavy application (SQLAlchemy, alembic), from its sdist
@@ -143,6 +144,21 @@ class Runner:
     def add(self, target: Target) -> None:
         self.targets.append(target)
         log(target.line())
+
+    def recall(self, corpus: SyntheticCorpus) -> str:
+        """One cold JSON run over the synthetic corpus: the recall on its multi-module projects."""
+        command = [*self.lint(corpus.root), "--no-cache", "--output-format", "json"]
+        done = subprocess.run(command, cwd=corpus.root, capture_output=True, text=True, check=False)
+        try:
+            findings = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            findings = None
+        if not isinstance(findings, list):
+            line = f"cross-module recall n/a (no JSON report, exit {done.returncode})"
+        else:
+            line = cross_module_recall(corpus, findings)
+        log(line)
+        return line
 
     # --- P1 ------------------------------------------------------------------------------------
 
@@ -328,8 +344,10 @@ def run_targets(
     log(f"before: {load()}")
     byte_compile_package()
     runner = Runner(base, jobs, rounds, workdir)
-    synthetic = generate(workdir / "synthetic", synthetic_files, 0.1, 0).root
+    corpus = generate(workdir / "synthetic", synthetic_files, 0.1, 0)
+    synthetic = corpus.root
     (synthetic / "pyproject.toml").write_text("")  # the project root: its cache lives here
+    recall = runner.recall(corpus)
     one = next(p for p in sorted(synthetic.rglob("*.py")) if b"import" in p.read_bytes())
     runner.startup(one)
     runner.p1()
@@ -344,6 +362,7 @@ def run_targets(
     runner.p4(synthetic, big_lines, big_timeout)
     log(f"after: {load()}")
     print(f"# {load()}")
+    print(f"# synthetic: {recall}")
     for target in runner.targets:
         print(target.line())
     return 0 if all(t.verdict == "PASS" for t in runner.targets) else 1
