@@ -90,6 +90,8 @@ class ModuleIndexer(cst.CSTVisitor):
         self.returned_names: dict[str, set[str]] = {}
         # Per function: local name -> qualified names of the call whose result it holds.
         self.bound_calls: dict[str, dict[str, frozenset[str]]] = {}
+        # Per function: container -> locals read from it (`entry = _clients.get(key)`).
+        self.read_from: dict[str, dict[str, set[str]]] = {}
         # Per function: locals stored on `flask.g` (`g.db = pool`).
         self.request_stored: dict[str, set[str]] = {}
         # Per function: parameters with a default, and their positions (-1: keyword-only).
@@ -240,6 +242,7 @@ class ModuleIndexer(cst.CSTVisitor):
             for i, p in enumerate((*positional, *node.params.kwonly_params))
             if p.default is not None
         }
+        self.read_from[key] = {}
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.scopes.pop()
@@ -319,6 +322,48 @@ class ModuleIndexer(cst.CSTVisitor):
                     self.instances.setdefault(name, set()).update(classes)
         self._bind_call(node.value, [t.target for t in node.targets])
         self._remember_request_global(node.value, [t.target for t in node.targets])
+        self._remember_read(node.value, [t.target for t in node.targets])
+        self._remember_cached_results(node.value, [t.target for t in node.targets])
+
+    def _remember_read(self, value: cst.BaseExpression, targets: list[cst.BaseExpression]) -> None:
+        """`entry = _clients.get(key)` / `entry = _clients[key]`: a test of `entry` guards
+        `_clients` (`if entry is None: _clients[key] = ...`)."""
+        function = self.current_function
+        if function is None:
+            return
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            container = value.func.value if value.func.attr.value == "get" else None
+        else:
+            container = value.value if isinstance(value, cst.Subscript) else None
+        name = get_full_name_for_node(container) if container is not None else None
+        if not name:
+            return
+        for target in targets:
+            if isinstance(target, cst.Name):
+                self.read_from[function].setdefault(name, set()).add(target.value)
+
+    def _remember_cached_results(
+        self, value: cst.BaseExpression, targets: list[cst.BaseExpression]
+    ) -> None:
+        """A guarded cache keeps the results of calls stored in it, also inside a tuple, list or
+        dict literal, or through a local (`client = make_client(url)`, then
+        `_clients[key] = (client, time.time())`): those calls are not made per call."""
+        function = self.current_function
+        if function is None:
+            return
+        held: set[str] = set()
+        for part in _returned_parts(value):
+            if isinstance(part, cst.Await):
+                part = part.expression
+            if isinstance(part, cst.Call) and part is not value:
+                held.update(self.qualnames(part.func))
+            elif isinstance(part, cst.Name):
+                held.update(self.bound_calls[function].get(part.value, ()))
+        if not held:
+            return
+        guards = list(self.tests_seen[function])
+        if any(self._target_storage(t, guards, function) == "cached" for t in targets):
+            self.summary.functions[function].cached_calls.update(held)
 
     def _remember_request_global(
         self, value: cst.BaseExpression, targets: list[cst.BaseExpression]
@@ -714,7 +759,9 @@ class ModuleIndexer(cst.CSTVisitor):
             guarded = _mentioned(target.attr.value, guards)
         else:  # keyed cache: `if key not in _clients: _clients[key] = ...`
             container = target.value if isinstance(target, cst.Subscript) else target
-            guarded = _mentioned(get_full_name_for_node(container) or root.value, guards)
+            name = get_full_name_for_node(container) or root.value
+            read = self.read_from[function].get(name, set())
+            guarded = any(_mentioned(n, guards) for n in {name, *read})
         if not guarded:
             return "local"
         # `self` may be a view instance built per request; the join decides.

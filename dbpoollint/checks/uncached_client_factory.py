@@ -41,9 +41,12 @@ class UncachedClientFactory(Rule):
     _repo = Repo(); _repo.client = Redis()`) or attribute (`if self.client is None:`) is a
     cache, not a factory. A factory whose callers keep its result in a
     guarded cache (`if key not in _clients: _clients[key] = make_client(key)`, a class-level
-    dict, with or without a lock) is not used per call through those callers. A route, view or
-    task that returns a client is not a factory: caching a handler is never the fix, so that
-    construction stays DPL101's. A factory only called at module level, in startup or lifespan
+    dict, with or without a lock) is not used per call through those callers, also when the
+    cache holds it inside a tuple, list or dict (`_clients[key] = (make_client(key), now)`) or
+    through a local (`client = make_client(key)`, then `_clients[key] = (pid, client)`), and
+    when the guard tests an entry read from the cache (`entry = _clients.get(key)`). A route,
+    view or task that returns a client is not a factory: caching a handler is never the fix, so
+    that construction stays DPL101's. A factory only called at module level, in startup or lifespan
     hooks, in scripts, CLI commands or tests is fine, and so is one decorated with
     `functools.cache`/`lru_cache` or one that returns a lazily initialised global.
 
