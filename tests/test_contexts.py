@@ -25,6 +25,14 @@ from tests.conftest import FIXTURES, check_json, run_cli
         pytest.param("docs/conf.py", "examples", id="docs"),
         pytest.param("configuration_example.py", "examples", id="configuration-example"),
         pytest.param("api/versions/v2.py", "", id="versions-without-alembic"),
+        pytest.param("netbox/configuration_testing.py", "examples", id="configuration-testing"),
+        pytest.param("mysite/settings_test.py", "examples", id="settings-test"),
+        pytest.param("mysite/test_settings.py", "examples", id="test-settings"),
+        pytest.param("mysite/settings/testing.py", "examples", id="settings-package-testing"),
+        pytest.param("ci_settings.py", "examples", id="ci-settings"),
+        pytest.param("mysite/settings/production.py", "", id="settings-package-production"),
+        pytest.param("app/testing.py", "", id="testing-module-outside-settings"),
+        pytest.param("load_testing.py", "", id="load-testing-module"),
     ],
 )
 def test_path_context(path: str, expected: str) -> None:

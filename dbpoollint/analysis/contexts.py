@@ -4,7 +4,9 @@
 - *one-off*: a migration (Alembic `versions/` and `env.py`, Django `migrations/`), a management
   command, a click/typer/argparse CLI, a script under `scripts/` `tools/` `bin/`, a module whose
   `if __name__ == "__main__":` runs it as a script;
-- *examples*: sample code and docs (`examples/`, `docs/`, `*_example.py`).
+- *examples*: sample code and docs (`examples/`, `docs/`, `*_example.py`), and the settings a
+  test or CI run uses (`configuration_testing.py`, `settings_test.py`, `settings/testing.py`,
+  `ci_settings.py`): no long-lived service is configured by them.
 
 Rules about long-lived pools (limits, timeouts, shutdown) judge services only: a script's
 connections end with its process. Per-call rules judge every context but examples. Folders count
@@ -40,6 +42,15 @@ EXAMPLE_FILES = (
     "*.example.py",
     "*_example_*.py",
 )
+# Settings for a test or CI run: `configuration_testing.py`, `ci_settings.py`, or a
+# `testing.py` module of a `settings/` package.
+_SETTINGS_WORDS = r"(?:settings|configuration|config|conf)"
+_TEST_WORDS = r"(?:test|tests|testing|ci)"
+TEST_SETTINGS_FILE = re.compile(
+    rf"^(?:{_SETTINGS_WORDS}_{_TEST_WORDS}|{_TEST_WORDS}_{_SETTINGS_WORDS})\.py$", re.IGNORECASE
+)
+SETTINGS_DIRECTORIES = frozenset({"settings", "configuration", "config", "conf"})
+TEST_SETTINGS_MODULES = frozenset({"test.py", "tests.py", "testing.py", "ci.py"})
 ONE_OFF_DIRECTORIES = frozenset({"scripts", "script", "tools", "bin", "migrations", "alembic"})
 ONE_OFF_FILES = frozenset({"manage.py", "setup.py", "noxfile.py", "fabfile.py", "dodo.py"})
 
@@ -75,6 +86,8 @@ def path_context(path: Path, base: Path | None = None) -> str:
         fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
     ):
         return EXAMPLES
+    if _test_settings(on_disk):
+        return EXAMPLES
     if name in ONE_OFF_FILES or any(part in ONE_OFF_DIRECTORIES for part in folders):
         return ONE_OFF
     if "management" in folders and "commands" in folders:
@@ -82,6 +95,15 @@ def path_context(path: Path, base: Path | None = None) -> str:
     if "versions" in folders and name != "__init__.py" and _under_alembic(on_disk):
         return ONE_OFF
     return ""
+
+
+def _test_settings(path: Path) -> bool:
+    """The settings package is the file's own folder, wherever the user's path starts."""
+    if TEST_SETTINGS_FILE.match(path.name):
+        return True
+    if path.name not in TEST_SETTINGS_MODULES:
+        return False
+    return resolved(path).parent.name.lower() in SETTINGS_DIRECTORIES
 
 
 def _under_alembic(path: Path) -> bool:
