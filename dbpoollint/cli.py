@@ -63,6 +63,9 @@ def _user_errors(function: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
+        except BrokenPipeError:
+            # `dbpoollint check | head -1`: the reader has gone; click exits quietly.
+            raise
         except (ConfigError, PackError, DiscoveryError, SelectionError) as error:
             _fail(str(error))
         except RecursionError:
@@ -206,6 +209,12 @@ def _run(
         context = _context_inputs(targets, settings, {f.path for f in inputs})
     if not inputs:
         click.echo("warning: No Python files found under the given path(s)", err=True)
+        if show_statistics and output_format == "json":
+            click.echo(statistics([], as_json=True), nl=False)
+        elif output_format not in ("text", "full"):
+            # A machine reading `[]` (JSON), an empty SARIF run or JUnit suite needs no
+            # special case for an empty tree.
+            click.echo(FORMATTERS[output_format]([]), nl=False)
         sys.exit(EXIT_CLEAN)
 
     project_files = {} if reading_stdin else _project_files(targets, settings)

@@ -310,6 +310,30 @@ def test_directory_without_python_files(project: Path) -> None:
     assert "No Python files found" in result.output
 
 
+def test_json_on_a_tree_without_python_files_is_an_empty_list(project: Path) -> None:
+    write(project / "docs" / "index.md", "# docs\n")
+    result = run_cli(["check", "docs", "--output-format", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == []
+
+
+def test_a_reader_that_goes_away_is_no_internal_error(project: Path) -> None:
+    """`dbpoollint check | head -1`: the pipe closes before the findings are written."""
+    for number in range(20):
+        write(project / f"app_{number}.py", BAD_VIEW)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dbpoollint", "check", ".", "--no-cache"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line is written
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) in (0, 1)
+    assert "internal error" not in errors
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors
+
+
 def test_syntax_error_is_reported_and_other_files_still_checked(project: Path) -> None:
     write(project / "broken.py", "import redis\ndef f(:\n    pass\n")
     write(project / "app.py", BAD_VIEW)
