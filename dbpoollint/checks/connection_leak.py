@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from dbpoollint.analysis.contexts import SERVICE, context_of, run_once
+from dbpoollint.analysis.contexts import ONE_OFF, SERVICE, context_of, run_once
 from dbpoollint.analysis.model import AcquireFact, ModuleSummary
 from dbpoollint.analysis.propagate import ArgumentUses
 from dbpoollint.analysis.vocabulary import SESSION_CLASSES
@@ -33,7 +33,9 @@ class ConnectionLeak(Rule):
       `Session(bind=op.get_bind())`, `Session = sessionmaker()` then `Session(bind=bind)`)
       and `session.connection()` acquire nothing. In one-off code, the entry points (`main`,
       `upgrade`, `downgrade`, `handle`) and the functions only they call run once per process,
-      whose exit closes what they leave open: not judged. Other one-off functions are;
+      whose exit closes what they leave open: not judged. Other one-off functions are, but a
+      release outside `finally:` is not reported there (the exception that skips it ends the
+      process);
     - released: used in `with` / `async with` (or `closing(...)`), or `close()` / `release()` /
       `putconn(...)` on it inside a `finally:` (`get_pool().putconn(conn)` too), or handed
       there to a function of the project, in any module, that releases its argument
@@ -142,6 +144,12 @@ class ConnectionLeak(Rule):
                 fact, helpers = _through_helpers(summary, acquired, uses)
                 if fact.verdict not in REPORTED or fact.function in once:
                     continue  # a script's `main` leaks nothing the exit does not close
+                if fact.verdict == "released-unprotected" and (
+                    context_of(summary, fact.function) == ONE_OFF
+                ):
+                    # Released on every normal path; the exception that skips the release
+                    # ends a one-off process, whose exit closes the connection.
+                    continue
                 what = what_of(summary, fact.callee)
                 if what is None:
                     continue
