@@ -608,6 +608,8 @@ def _param_uses(
     """
     params = function.params
     names = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    if not names:
+        return {}
     seen: dict[str, list[str]] = {n: [] for n in names}
     helpers: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
     for node in nodes:
