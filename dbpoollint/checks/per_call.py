@@ -118,6 +118,7 @@ def _is_handler(project: Project, summary: ModuleSummary, function: str) -> bool
 def per_call_sites(
     project: Project, kind: str, whole_project: bool = False
 ) -> Iterator[PerCallSite]:
+    callers: Callers | None = None  # built on the first client that stands in for a parameter
     for summary in project.summaries if whole_project else project.reported_summaries():
         if summary.is_test:
             continue
@@ -130,7 +131,8 @@ def per_call_sites(
                 continue
             omitting: tuple[str, str] | None = None
             if site.default_for and (site.function in reasons or site.function in uses):
-                passed, omitting = _default_passed(project, summary, site)
+                callers = per_call_callers(project) if callers is None else callers
+                passed, omitting = _default_passed(project, summary, site, callers)
                 if passed:
                     continue  # every caller that runs per call passes its own client
             if site.storage == "flask-g":
@@ -152,8 +154,33 @@ def _per_request_instance(summary: ModuleSummary, site: CreationSite) -> bool:
     return class_key is not None and class_key in summary.per_request_classes
 
 
+Callers = dict[tuple[str, str], dict[tuple[str, str], list[tuple[int, tuple[str, ...]]]]]
+
+
+def per_call_callers(project: Project) -> Callers:
+    """(path, key) of a function -> the functions running per call that name it, each with the
+    shapes of its calls of it (none: named but not called, as a callback). One pass over the
+    per-call functions; names resolve through the project's index."""
+    callers: Callers = {}
+    for path, functions in project.used_per_call.items():
+        summary = project.index.by_path[path]
+        for caller_key in functions:
+            caller = summary.functions[caller_key]
+            named = {*caller.call_shapes, *caller.external_calls, *caller.references}
+            for name in named:
+                if name in summary.functions:
+                    target: tuple[str, str] | None = (path, name)
+                else:
+                    found = project.index.function(name)
+                    target = None if found is None else (found.summary.path, found.key)
+                if target is not None:
+                    shapes = callers.setdefault(target, {}).setdefault((path, caller_key), [])
+                    shapes.extend(caller.call_shapes.get(name, ()))
+    return callers
+
+
 def _default_passed(
-    project: Project, summary: ModuleSummary, site: CreationSite
+    project: Project, summary: ModuleSummary, site: CreationSite, callers: Callers
 ) -> tuple[bool, tuple[str, str] | None]:
     """For a client built only when its parameter is left out: does every function that runs
     per call and calls this one pass it? And one that leaves it out, if any, as (path, key).
@@ -169,32 +196,11 @@ def _default_passed(
     root = (reason is not None and reason.via is None) or (use is not None and use.caller is None)
     if root or fact.class_key is not None:
         return False, None
-    callers = 0
-    for path, functions in sorted(project.used_per_call.items()):
-        caller_summary = project.index.by_path[path]
-        for caller_key in sorted(functions):
-            caller = caller_summary.functions[caller_key]
-            named = [
-                name
-                for name in sorted({*caller.call_shapes, *caller.external_calls})
-                if _names(project, caller_summary, name, summary.path, key)
-            ]
-            local = path == summary.path and key in caller.references
-            if not named and not local:
-                continue
-            shapes = [shape for name in named for shape in caller.call_shapes.get(name, ())]
-            if not shapes or any(
-                count == -1 or (parameter not in keywords and (position < 0 or count <= position))
-                for count, keywords in shapes
-            ):
-                return False, (path, caller_key)
-            callers += 1
-    return callers > 0, None
-
-
-def _names(project: Project, summary: ModuleSummary, name: str, path: str, key: str) -> bool:
-    """Does `name`, written in `summary`, name the function (path, key)?"""
-    if name in summary.functions:
-        return summary.path == path and name == key
-    found = project.index.function(name)
-    return found is not None and found.summary.path == path and found.key == key
+    found = callers.get((summary.path, key), {})
+    for caller, shapes in sorted(found.items()):
+        if not shapes or any(
+            count == -1 or (parameter not in keywords and (position < 0 or count <= position))
+            for count, keywords in shapes
+        ):
+            return False, caller
+    return bool(found), None
