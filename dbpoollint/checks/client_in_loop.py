@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from dbpoollint.analysis.contexts import ONE_OFF, context_of
 from dbpoollint.analysis.model import CreationSite, LoopCallFact, ModuleSummary
 from dbpoollint.checks.base import Finding, FixRequest, Project, Rule
 from dbpoollint.checks.knobs import packs
@@ -34,7 +35,9 @@ class ClientInLoop(Rule):
     Two loops are left alone: a retry loop that stops once the call succeeds (a `break` or
     `return` after a `try`, in a `while` or a `for ... in range(...)` loop), and a loop over
     different databases, where an argument of the call reads the loop variable (`for url in
-    urls: create_engine(url)`). Test files are not checked.
+    urls: create_engine(url)`). Test files are not checked. In one-off code (scripts, tools,
+    management commands), a project function called in a loop that closes the connection it
+    opens is left alone too: the run pays a handshake per iteration, and nothing piles up.
 
     ## Why is this bad?
     Every iteration pays a TCP and TLS handshake and server-side authentication, and a new pool
@@ -96,8 +99,12 @@ class ClientInLoop(Rule):
                         yield self._direct(project, summary, fact)
                     continue
                 builder = _builder_for(fact, summary, builders)
-                if builder is not None and (builder.fixed_target or not fact.varies):
-                    yield self._indirect(summary, fact, builder)
+                if builder is None or not (builder.fixed_target or not fact.varies):
+                    continue
+                if context_of(summary, fact.function) == ONE_OFF and _closes_it(builder):
+                    # A one-off run pays a handshake per iteration, and nothing piles up.
+                    continue
+                yield self._indirect(summary, fact, builder)
 
     def _direct(self, project: Project, summary: ModuleSummary, fact: LoopCallFact) -> Finding:
         callee = fact.callees[0]
@@ -131,6 +138,19 @@ class ClientInLoop(Rule):
             f"{loop}; create it once before the loop and pass it in"
         )
         return Finding(summary.path, fact.span, self.code, message)
+
+
+# What a builder's function does with the connection it opens: closes it before it returns.
+_CLOSED = frozenset({"with", "finally", "released-unprotected"})
+
+
+def _closes_it(builder: _Builder) -> bool:
+    site = builder.site
+    return any(
+        acquired.function == site.function and acquired.span == site.span
+        for acquired in builder.summary.lifecycle.acquisitions
+        if acquired.verdict in _CLOSED
+    )
 
 
 def _what(what: str, kind: str, unpooled: bool = False) -> str:
