@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from dbpoollint.analysis.contexts import classify, judges
+from dbpoollint.analysis.contexts import SERVICE, classify, judges
 from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.analysis.propagate import (
     closed_by_callers,
@@ -213,7 +213,16 @@ def check_files(
     aliases = {item.path: item.aliases for item in [*inputs, *extra] if item.aliases}
     reported = frozenset(checked) if extra else None
     findings = join(
-        results, selection, project_files, packs, fix_values, aliases, budget, contexts, reported
+        results,
+        selection,
+        project_files,
+        packs,
+        fix_values,
+        aliases,
+        budget,
+        contexts,
+        reported,
+        {path: context for path, context in from_path.items() if context},
     )
     if extra:
         findings = [f for f in findings if f.path in checked]
@@ -428,12 +437,23 @@ def join(
     budget: Mapping[str, int] | None = None,
     contexts: frozenset[str] = frozenset(),
     reported: frozenset[str] | None = None,
+    path_contexts: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """Join the per-file summaries, run the rules, then apply selection and suppressions."""
     project = make_project(results, project_files, packs, fix_values, aliases, budget, contexts)
     project.reported = reported
-    findings = [f for r in results for f in r.findings]
     by_path = {s.path: s for s in project.summaries}
+    # A file no summary describes (it did not parse, or could not be read) is judged by the
+    # context its path tells (`bin/`, `examples/`), or as a service's.
+    by_path_alone = path_contexts or {}
+    findings = [
+        f
+        for r in results
+        for f in r.findings
+        if r.summary is not None
+        or f.code not in RULES_BY_CODE
+        or judges(RULES_BY_CODE[f.code].contexts, contexts, by_path_alone.get(f.path, SERVICE))
+    ]
     for rule_class in ALL_RULES:
         if selection.enabled(rule_class.code):
             findings.extend(

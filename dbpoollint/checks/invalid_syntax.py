@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dbpoollint.analysis.contexts import LONG_LIVED
 from dbpoollint.checks.base import Finding, Project, Rule, file_finding
 
 
@@ -14,6 +15,11 @@ class InvalidSyntax(Rule):
     ## Why is this bad?
     A file dbpoollint cannot parse is a file it cannot vouch for. It is usually a real syntax
     error, or syntax newer than the parser (libcst) supports.
+
+    Only a service's modules are reported by default: a script under `bin/` or `scripts/`, a
+    migration or an example that does not parse holds no long-lived pool, and such files are
+    often leftovers the project's own linters exclude (Python 2 `print` statements in an old
+    `bin/` script). Widen with `contexts = ["one-off"]` or `["examples"]`.
 
     ## Example
     ```python
@@ -31,7 +37,7 @@ class InvalidSyntax(Rule):
     No fix.
 
     ## Options
-    None.
+    - `contexts`: also report one-off code and examples.
 
     ## References
     - [libcst: parsing](https://libcst.readthedocs.io/en/latest/parser.html)
@@ -39,6 +45,7 @@ class InvalidSyntax(Rule):
 
     code = "DPL001"
     name = "invalid-syntax"
+    contexts = LONG_LIVED
     severity = "error"
     severity_reason = "The file is not checked at all until it parses."
 
