@@ -50,7 +50,8 @@ TEST_SETTINGS_FILE = re.compile(
     rf"^(?:{_SETTINGS_WORDS}_{_TEST_WORDS}|{_TEST_WORDS}_{_SETTINGS_WORDS})\.py$", re.IGNORECASE
 )
 SETTINGS_DIRECTORIES = frozenset({"settings", "configuration", "config", "conf"})
-TEST_SETTINGS_MODULES = frozenset({"test.py", "tests.py", "testing.py", "ci.py"})
+# In a settings package: `test.py`, `testing.py`, `testmysql.py`, `test_postgres.py`, `ci.py`.
+TEST_SETTINGS_MODULE = re.compile(r"^(?:test\w*|ci|ci_\w+)\.py$", re.IGNORECASE)
 ONE_OFF_DIRECTORIES = frozenset({"scripts", "script", "tools", "bin", "migrations", "alembic"})
 ONE_OFF_FILES = frozenset({"manage.py", "setup.py", "noxfile.py", "fabfile.py", "dodo.py"})
 
@@ -101,7 +102,7 @@ def _test_settings(path: Path) -> bool:
     """The settings package is the file's own folder, wherever the user's path starts."""
     if TEST_SETTINGS_FILE.match(path.name):
         return True
-    if path.name not in TEST_SETTINGS_MODULES:
+    if not TEST_SETTINGS_MODULE.match(path.name):
         return False
     return resolved(path).parent.name.lower() in SETTINGS_DIRECTORIES
 
