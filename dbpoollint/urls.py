@@ -228,6 +228,8 @@ PLACEHOLDER_PASSWORDS = frozenset(
         "test",
         "testing",
         "dev",
+        "demo",
+        "sample",
         "postgres",
         "mysql",
         "root",

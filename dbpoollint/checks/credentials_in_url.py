@@ -24,8 +24,8 @@ class CredentialsInUrl(Rule):
     What is *not* a finding, and how that is decided:
     - a placeholder: an unknown part (`{password}`, `${DB_PASSWORD}`, `$PW`, `%(pw)s`,
       `<password>`), or a well-known placeholder or local default (`password`, `changeme`,
-      `secret`, `postgres`, `example`, `your_password`, `***`, any value containing `password`
-      or `changeme`, one character repeated, the user name repeated);
+      `secret`, `demo`, `postgres`, `example`, `your_password`, `***`, any value containing
+      `password` or `changeme`, one character repeated, the user name repeated);
     - a URL to a loopback host (`localhost`, `127.0.0.1`, `::1`): a local development default;
     - docstrings, tests and conftest; files ignored by `.gitignore` (not committed) are not
       read at all when `respect-gitignore` is on (the default).
