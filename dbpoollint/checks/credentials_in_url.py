@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 from dbpoollint.analysis.model import Span
 from dbpoollint.checks.base import Finding, Project, Rule
+from dbpoollint.compose import ComposeFile
 from dbpoollint.project_files import read_project
 from dbpoollint.urls import mask, parse, real_password, urls_in_text
 
@@ -27,6 +28,10 @@ class CredentialsInUrl(Rule):
       `secret`, `demo`, `postgres`, `example`, `your_password`, `***`, any value containing
       `password` or `changeme`, one character repeated, the user name repeated);
     - a URL to a loopback host (`localhost`, `127.0.0.1`, `::1`): a local development default;
+    - in a docker-compose file, a URL to a database service the same file defines, with the
+      password the file gives that container (`MONGO_INITDB_ROOT_PASSWORD: s3cret` and
+      `mongodb://root:s3cret@mongodb/`): a local stack whose password is written where its
+      container is defined; the URL adds nothing to report;
     - docstrings, tests and conftest; files ignored by `.gitignore` (not committed) are not
       read at all when `respect-gitignore` is on (the default).
     Templates such as `.env.example` follow the same decision: their placeholders pass, a
@@ -75,11 +80,14 @@ class CredentialsInUrl(Rule):
                         yield finding
                         break
         config = read_project(project.files)
+        own = {compose.path: _own_passwords(compose) for compose in config.compose}
         values = [*config.env, *(i.url for i in config.alembic if i.url is not None)]
         for value in values:
             for offset, text in urls_in_text(value.raw or value.value):
                 column = value.column + offset
                 span = Span(value.line, column, value.line, column + len(text))
+                if _to_own_container(text, own.get(value.path, {})):
+                    continue
                 finding = self._finding(value.path, span, text, schemes)
                 if finding is not None:
                     yield finding
@@ -97,3 +105,26 @@ class CredentialsInUrl(Rule):
             f"password) from the environment or a secret store, and rotate this one"
         )
         return Finding(path, span, self.code, message)
+
+
+def _own_passwords(compose: ComposeFile) -> dict[str, frozenset[str]]:
+    """Service name -> the passwords its own environment sets (`POSTGRES_PASSWORD: ...`)."""
+    return {
+        service.name: frozenset(
+            entry.value
+            for entry in service.environment
+            if entry.value and "PASS" in entry.key.upper()
+        )
+        for service in compose.services
+    }
+
+
+def _to_own_container(text: str, own: dict[str, frozenset[str]]) -> bool:
+    """A URL to a database service the same compose file defines, with the password that file
+    gives that container: a throwaway local stack, whose password is written where the
+    container is defined anyway; the URL leaks nothing more."""
+    url = parse(text)
+    if url is None or url.host not in own:
+        return False
+    password = url.password if url.password is not None else url.param("password")
+    return password is not None and password in own[url.host]
