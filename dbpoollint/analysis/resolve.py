@@ -114,10 +114,17 @@ class ModuleIndex:
         parts = qualname.split(".")
         splits = [(".".join(parts[:i]), parts[i:]) for i in range(len(parts) - 1, 0, -1)]
         for module, rest in splits:
-            for summary in self.exact.get(module, ()):
+            exact = self.exact.get(module, ())
+            for summary in exact:
                 found = self._within(summary, rest, hops)
                 if found is not None:
                     return found
+            if exact:
+                # The longest prefix that names a module is the module, as for Python's own
+                # import: `forms.admin.X` is not read again as `admin.X` of the `forms`
+                # package, whose star imports would each prefix it once more (12 starred
+                # submodules made 12^12 names to try).
+                return None
         for module, rest in splits:
             for summary in self.suffixes.get(module, ()):
                 found = self._within(summary, rest, hops)
