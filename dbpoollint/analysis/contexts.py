@@ -250,13 +250,21 @@ def run_once(summary: ModuleSummary) -> frozenset[str]:
     functions only they (or other run-once functions) call. A connection such a function never
     closes is closed by the exit a moment later; a helper a loop may call is not among them
     (it has a caller outside this set, or none that is known)."""
-    if summary.run_context != ONE_OFF:
+    # A click/typer command runs once per invocation of the CLI, whatever the module.
+    commands = {
+        key
+        for key, function in summary.functions.items()
+        if any(_is_cli_decorator(d) for d in function.decorators)
+    }
+    if summary.run_context != ONE_OFF and not commands:
         return frozenset()
     callers: dict[str, set[str]] = {}
     for key, function in summary.functions.items():
         for reference in function.references:
             callers.setdefault(reference, set()).add(key)
-    once = {key for key in summary.functions if key.rsplit(".", 1)[-1] in ENTRY_POINTS}
+    once = set(commands)
+    if summary.run_context == ONE_OFF:
+        once.update(k for k in summary.functions if k.rsplit(".", 1)[-1] in ENTRY_POINTS)
     changed = True
     while changed:
         changed = False
