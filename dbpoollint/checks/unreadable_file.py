@@ -27,7 +27,6 @@ class UnreadableFile(Rule):
     No fix.
 
     ## Options
-    None.
 
     ## References
     - [PEP 263: source code encodings](https://peps.python.org/pep-0263/)
