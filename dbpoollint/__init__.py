@@ -1,3 +1,3 @@
 """dbpoollint: find and fix database connection-pool mistakes in Python services."""
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
