@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
 
 import libcst as cst
@@ -10,6 +11,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dbpoollint.analysis.lifecycle import function_keys
 from dbpoollint.analysis.multiplex import Multiplexer, visit_all
+from dbpoollint.analysis.positions import StatementPositions
+from dbpoollint.analysis.walk import children, walk
 from dbpoollint.engine import analyse_file
 from dbpoollint.packs import load_packs
 from tests.conftest import check_json
@@ -96,22 +99,130 @@ def test_multiplexer_forwards_attribute_callbacks() -> None:
     assert together.calls == alone.calls == ["g"]
 
 
-def test_positions_are_resolved_once_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    resolved: list[object] = []
-    original = MetadataWrapper.resolve
+def test_positions_come_from_the_statements_that_hold_findings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Positions are computed per top-level statement, only where a fact needs one."""
+    positioned: list[cst.CSTNode] = []
+    original = StatementPositions._position_statement
 
-    def counting(self: MetadataWrapper, provider: type) -> object:
-        if provider is PositionProvider and provider not in self._metadata:
-            resolved.append(provider)
-        return original(self, provider)
+    def counting(self: StatementPositions, statement: cst.CSTNode) -> None:
+        positioned.append(statement)
+        original(self, statement)
 
-    monkeypatch.setattr(MetadataWrapper, "resolve", counting)
+    monkeypatch.setattr(StatementPositions, "_position_statement", counting)
+    monkeypatch.setattr(
+        MetadataWrapper, "resolve", lambda *a: pytest.fail("whole-module metadata resolved")
+    )
     source = (
         Path(__file__).parent / "fixtures/DPL301/negative_other_shutdown_hooks.py"
     ).read_bytes()
     result = analyse_file("hooks.py", source, "hooks", False, load_packs([]), force=True)
     assert result.summary is not None and result.summary.lifecycle.closes
-    assert len(resolved) == 1
+    statements = len(cst.parse_module(source).body)
+    assert 0 < len(positioned) < statements
+    assert len(set(map(id, positioned))) == len(positioned)
+
+
+def _corpus() -> list[Path]:
+    """Real code of many shapes: this package, the fixtures, a slice of the stdlib."""
+    here = Path(__file__).parent
+    stdlib = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    return [
+        *sorted((here.parent / "dbpoollint").rglob("*.py")),
+        *sorted((here / "fixtures").rglob("*.py"))[::7],
+        *stdlib[::10],
+    ]
+
+
+def _parses(path: Path) -> cst.Module | None:
+    try:
+        return cst.parse_module(path.read_bytes())
+    except (cst.ParserSyntaxError, RecursionError):
+        return None
+
+
+def test_statement_positions_equal_libcsts() -> None:
+    checked = 0
+    for path in _corpus()[::3]:
+        module = _parses(path)
+        if module is None:
+            continue
+        expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        owners = visit_all(MetadataWrapper(module, unsafe_skip_copy=True), [CallNames()])
+        positions = StatementPositions(module, owners)
+        for node in owners:
+            assert positions[node] == expected[node], (path, type(node).__name__)
+            checked += 1
+    assert checked > 10_000
+
+
+class EveryNode(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.nodes.append(node)
+        return True
+
+
+# What `walk` leaves out: whitespace, comments, punctuation, operators.
+TOKENS = (
+    cst.BaseParenthesizableWhitespace,
+    cst.TrailingWhitespace,
+    cst.EmptyLine,
+    cst.Newline,
+    cst.Comment,
+    cst.LeftParen,
+    cst.RightParen,
+    cst.LeftSquareBracket,
+    cst.RightSquareBracket,
+    cst.LeftCurlyBrace,
+    cst.RightCurlyBrace,
+    cst.Comma,
+    cst.Dot,
+    cst.Colon,
+    cst.Semicolon,
+    cst.AssignEqual,
+    cst.Asynchronous,
+    cst.ParamSlash,
+    cst.BaseBinaryOp,
+    cst.BaseBooleanOp,
+    cst.BaseCompOp,
+    cst.BaseUnaryOp,
+    cst.BaseAugOp,
+)
+
+
+def test_walk_visits_libcsts_syntax_nodes_in_libcsts_order() -> None:
+    walked_total = 0
+    for path in _corpus():
+        module = _parses(path)
+        if module is None:
+            continue
+        by_libcst = EveryNode()
+        module.visit(by_libcst)
+        walker = EveryNode()
+        walk(module, walker)
+        walked = {id(node) for node in walker.nodes}
+        assert [n for n in by_libcst.nodes if id(n) in walked] == walker.nodes, path
+        skipped = [n for n in by_libcst.nodes if id(n) not in walked]
+        assert all(isinstance(n, TOKENS) for n in skipped), (path, skipped[:3])
+        assert list(children(module)) == list(module.body)
+        walked_total += len(walker.nodes)
+    assert walked_total > 100_000
+
+
+def test_walk_forwards_attribute_callbacks_it_is_asked_for() -> None:
+    source = "for x in f():\n    g()\nh()\n"
+    alone = LoopBodies()
+    cst.parse_module(source).visit(alone)
+    together = LoopBodies()
+    multiplexer = Multiplexer([CallNames(), together])
+    walk(cst.parse_module(source), multiplexer, multiplexer.attribute_fields)
+    assert multiplexer.attribute_fields == {("For", "body")}
+    assert together.calls == alone.calls == ["g"]
 
 
 def test_visit_all_runs_every_visitor_on_one_wrapper() -> None:

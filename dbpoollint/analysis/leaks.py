@@ -53,6 +53,7 @@ from dbpoollint.analysis.vocabulary import (
     SESSION_CLASSES,
     SESSION_MAKERS,
 )
+from dbpoollint.analysis.walk import children
 from dbpoollint.packs import PackSet
 
 
@@ -361,7 +362,7 @@ def _name_uses(nodes: list[cst.CSTNode]) -> tuple[dict[str, set[str]], set[str]]
                 current = pending.pop()
                 if isinstance(current, cst.Name):
                     nested.add(current.value)
-                pending.extend(current.children)
+                pending.extend(children(current))
     return attributes, nested
 
 
@@ -372,7 +373,7 @@ def _walk(
     out.append(node)
     if isinstance(node, _SCOPES):
         return
-    for child in node.children:
+    for child in children(node):
         _walk(child, node, parents, out)
 
 

@@ -9,13 +9,16 @@ attribute callbacks) is paid once per file instead of once per collector.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Sequence
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper
 
-_ATTRIBUTE_CALLBACK = re.compile(r"^(visit|leave)_[A-Za-z]+_\w+$")
+from dbpoollint.analysis.walk import walk
+
+_ATTRIBUTE_CALLBACK = re.compile(r"^(visit|leave)_([A-Za-z]+)_(\w+)$")
 _VISIT = cst.CSTVisitor.on_visit
 _LEAVE = cst.CSTVisitor.on_leave
 
@@ -34,15 +37,21 @@ class Multiplexer(cst.CSTVisitor):
         self._attribute_users = tuple(
             (index, visitor)
             for index, visitor in enumerate(self.visitors)
-            if any(
-                _ATTRIBUTE_CALLBACK.match(n) and _own(type(visitor), n) is not None
-                for n in dir(type(visitor))
-            )
+            if _attribute_fields(type(visitor))
+        )
+        self.attribute_fields = frozenset(
+            field
+            for _, visitor in self._attribute_users
+            for field in _attribute_fields(type(visitor))
         )
         # visitor index -> the node whose subtree it skips (it sees that node's leave).
         self._skipping: dict[int, cst.CSTNode] = {}
         self._enter: dict[type[cst.CSTNode], tuple[tuple[int, Enter], ...]] = {}
         self._leave: dict[type[cst.CSTNode], tuple[tuple[int, Leave], ...]] = {}
+        # Every node walked -> the top-level statement that holds it, for `StatementPositions`.
+        self.owners: dict[cst.CSTNode, cst.CSTNode] = {}
+        self._depth = 0
+        self._top: cst.CSTNode | None = None
 
     def _callbacks(self, kind: type[cst.CSTNode]) -> None:
         """Per node type, only the visitors that do something with it (looked up once)."""
@@ -64,6 +73,12 @@ class Multiplexer(cst.CSTVisitor):
         self._leave[kind] = tuple(leave)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
+        depth = self._depth
+        self._depth = depth + 1
+        if depth == 1:
+            self._top = node
+        if self._top is not None:
+            self.owners[node] = self._top
         kind = type(node)
         if kind not in self._enter:
             self._callbacks(kind)
@@ -74,6 +89,7 @@ class Multiplexer(cst.CSTVisitor):
         return len(skipping) < len(self.visitors)
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
+        self._depth -= 1
         skipping = self._skipping
         for index, leave in self._leave[type(original_node)]:
             if index not in skipping or skipping[index] is original_node:
@@ -93,6 +109,16 @@ class Multiplexer(cst.CSTVisitor):
                 visitor.on_leave_attribute(original_node, attribute)
 
 
+@functools.cache
+def _attribute_fields(cls: type) -> frozenset[tuple[str, str]]:
+    """(class name, field) of every attribute callback `cls` defines (`visit_For_body`)."""
+    return frozenset(
+        (match.group(2), match.group(3))
+        for match in map(_ATTRIBUTE_CALLBACK.match, dir(cls))
+        if match is not None and _own(cls, match.group(0)) is not None
+    )
+
+
 def _own(cls: type, name: str) -> object | None:
     """`cls.name` unless it is one of libcst's empty stubs (every visitor class has them all)."""
     method: object | None = getattr(cls, name, None)
@@ -101,9 +127,15 @@ def _own(cls: type, name: str) -> object | None:
     return method
 
 
-def visit_all(wrapper: MetadataWrapper, visitors: Sequence[cst.CSTVisitor]) -> None:
-    """Resolve every visitor's metadata on the shared wrapper, then walk the module once."""
+def visit_all(
+    wrapper: MetadataWrapper, visitors: Sequence[cst.CSTVisitor]
+) -> dict[cst.CSTNode, cst.CSTNode]:
+    """Resolve every visitor's metadata on the shared wrapper, then walk the module once.
+
+    Returns the walk's `owners` (node -> its top-level statement)."""
+    multiplexer = Multiplexer(visitors)
     with contextlib.ExitStack() as stack:
         for visitor in visitors:
             stack.enter_context(visitor.resolve(wrapper))
-        wrapper.module.visit(Multiplexer(visitors))
+        walk(wrapper.module, multiplexer, multiplexer.attribute_fields)
+    return multiplexer.owners

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import MetadataWrapper
 
 from dbpoollint.analysis.contexts import classify, module_markers
 from dbpoollint.analysis.django_settings import DatabasesVisitor
@@ -19,6 +19,7 @@ from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.lifecycle import LifecycleVisitor, function_keys
 from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.analysis.multiplex import visit_all
+from dbpoollint.analysis.positions import StatementPositions
 from dbpoollint.analysis.process import ProcessVisitor
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks.base import Finding, file_finding
@@ -63,10 +64,10 @@ def summarise(
     try:
         wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
         # One walk feeds every collector; positions are resolved once, for all of them.
-        visit_all(wrapper, collectors)
+        owners = visit_all(wrapper, collectors)
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
-            positions = wrapper.resolve(PositionProvider)
+            positions = StatementPositions(module_node, owners)
             indexer.finish(positions)
             for collector in pending:
                 collector.finish(positions)
@@ -75,9 +76,6 @@ def summarise(
                 summary.hoist_plans[(start.line, start.column + 1)] = plans
     except RecursionError:
         return None, file_finding(path, "DPL002", "cannot analyse: too deeply nested")
-    find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
-    summary.context_markers = module_markers(data, indexer.imported_modules)
-    classify(summary, "", summary.context_markers)
     find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
     summary.context_markers = module_markers(data, indexer.imported_modules)
     classify(summary, "", summary.context_markers)

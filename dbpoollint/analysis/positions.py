@@ -1,0 +1,74 @@
+"""Positions of the few nodes a summary reports, without positioning the whole module.
+
+libcst's PositionProvider renders every node of the module with position bookkeeping: on a
+typical file that costs twice the parse itself, while a summary needs the positions of a
+handful of calls. A top-level statement always starts at column 0 on a line that plain code
+generation can count, so positions are computed one top-level statement at a time, and only
+for the statements that hold a node someone asks about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+
+import libcst as cst
+from libcst.metadata import CodeRange, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
+    """`positions[node]` as PositionProvider would give it, computed per top-level statement.
+
+    `owners` maps every node of the module to the top-level statement (or header line) that
+    holds it: the multiplexed walk records it as it goes.
+    """
+
+    def __init__(self, module: cst.Module, owners: Mapping[cst.CSTNode, cst.CSTNode]) -> None:
+        self._module = module
+        self._owners = owners
+        self._first_lines: dict[cst.CSTNode, int] | None = None
+        self._provider = PositionProvider()
+        self._done: set[cst.CSTNode] = set()
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        computed = self._provider._computed
+        if node not in computed:
+            owner = self._owners.get(node)
+            # A node no walk reached (a child kept from a skipped subtree): position them all.
+            module = self._module
+            for part in [owner] if owner is not None else [*module.header, *module.body]:
+                if part not in self._done:
+                    self._done.add(part)
+                    self._position_statement(part)
+        position = computed[node]
+        assert isinstance(position, CodeRange)  # the codegen stores ranges, never lazy values
+        return position
+
+    def _position_statement(self, statement: cst.CSTNode) -> None:
+        state = PositionProvidingCodegenState(
+            default_indent=self._module.default_indent,
+            default_newline=self._module.default_newline,
+            provider=self._provider,
+            line=self._first_line(statement),
+        )
+        statement._codegen(state)
+
+    def _first_line(self, statement: cst.CSTNode) -> int:
+        if self._first_lines is None:
+            self._first_lines = {}
+            line = 1
+            module = self._module
+            for part in (*module.header, *module.body, *module.footer):
+                self._first_lines[part] = line
+                code = module.code_for_node(part)
+                line += code.count("\n") if "\r" not in code else len(_NEWLINE.findall(code))
+        return self._first_lines[statement]
+
+    def __iter__(self) -> Iterator[cst.CSTNode]:
+        return iter(self._provider._computed)
+
+    def __len__(self) -> int:
+        return len(self._provider._computed)
