@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import json
 import os
 import sys
@@ -37,9 +36,8 @@ from dbpoollint.discovery import (
 )
 from dbpoollint.engine import FileInput, check_files, read_input
 from dbpoollint.fixing import apply_fixes, attach_fixes
-from dbpoollint.init_config import write_init
 from dbpoollint.noqa import add_noqa
-from dbpoollint.output import FORMATTERS, rule_meta
+from dbpoollint.output import FORMAT_NAMES, formatter
 from dbpoollint.output.masking import mask_text
 from dbpoollint.output.text import statistics, summary_line
 from dbpoollint.packs import PackError, PackSet, load_packs
@@ -98,7 +96,7 @@ def _check_options(function: F) -> F:
         click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable."),
         click.option(
             "--output-format",
-            type=click.Choice(sorted(FORMATTERS)),
+            type=click.Choice(FORMAT_NAMES),
             default="text",
             show_default=True,
         ),
@@ -214,7 +212,7 @@ def _run(
         elif output_format not in ("text", "full"):
             # A machine reading `[]` (JSON), an empty SARIF run or JUnit suite needs no
             # special case for an empty tree.
-            click.echo(FORMATTERS[output_format]([]), nl=False)
+            click.echo(formatter(output_format)([]), nl=False)
         sys.exit(EXIT_CLEAN)
 
     project_files = {} if reading_stdin else _project_files(targets, settings)
@@ -318,7 +316,7 @@ def _report(
         # As ruff: the counts table instead of the findings, JSON when JSON was asked for.
         click.echo(statistics(findings, as_json=output_format == "json"), nl=False)
     else:
-        click.echo(FORMATTERS[output_format](findings), nl=False)
+        click.echo(formatter(output_format)(findings), nl=False)
         if output_format in ("text", "full") and not quiet:
             click.echo(summary_line(findings))
     if findings and not exit_zero:
@@ -391,6 +389,8 @@ def _fix_rounds(
 def _unified_diff(path: str, before: bytes, after: bytes) -> str:
     old = before.decode("utf-8", errors="replace").splitlines(keepends=True)
     new = after.decode("utf-8", errors="replace").splitlines(keepends=True)
+    import difflib  # only --diff needs it
+
     diff = "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
     return mask_text(diff)  # a diff pasted into a review must not carry a URL's password
 
@@ -408,7 +408,7 @@ def _fix_stdin(
     sys.stdout.buffer.write(fixed)
     sys.stdout.flush()
     left = run_check([dataclasses.replace(item, data=fixed)], output_format in ("json", "sarif"))
-    click.echo(FORMATTERS[output_format](left), nl=False, err=True)
+    click.echo(formatter(output_format)(left), nl=False, err=True)
     if left and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if exit_non_zero_on_fix and fixed != item.data else EXIT_CLEAN)
@@ -560,6 +560,8 @@ def clean_command(config_path: Path | None) -> None:
 @_user_errors
 def rule(code: str) -> None:
     """Print the documentation of rule CODE (e.g. DPL101, or its name)."""
+    from dbpoollint.output import rule_meta  # importlib.metadata: not on a check's path
+
     wanted = code.strip()
     found = RULES_BY_CODE.get(wanted.upper()) or next(
         (r for r in ALL_RULES if r.name == wanted.lower()), None
@@ -611,6 +613,8 @@ def rules(output_format: str) -> None:
 @_user_errors
 def init(pyproject: Path) -> None:
     """Write a commented [tool.dbpoollint] table into pyproject.toml, keeping the rest."""
+    from dbpoollint.init_config import write_init  # tomlkit: only `init` writes TOML
+
     click.echo(write_init(pyproject))
 
 

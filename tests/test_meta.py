@@ -105,6 +105,27 @@ def test_a_warm_run_never_imports_libcst(tmp_path: Path) -> None:
     assert warm.stdout.split()[-1] == "False", warm.stderr
 
 
+def test_a_text_check_never_imports_what_only_other_commands_need(tmp_path: Path) -> None:
+    """tomlkit (`init`), importlib.metadata (`rule`, SARIF), xml.etree (JUnit) and the other
+    formatters cost start-up time on every pre-commit run; a text check loads none of them."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "app.py").write_text("import redis\n\nclient = redis.Redis()\n")
+    heavy = ["tomlkit", "importlib.metadata", "xml.etree", "dbpoollint.output.sarif"]
+    probe = (
+        "import sys\n"
+        "from dbpoollint.cli import main\n"
+        "try:\n"
+        "    main(['check', 'app.py', '--exit-zero'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print([name for name in {heavy!r} if name in sys.modules])\n"
+    )
+    run = [sys.executable, "-c", probe]
+    for _ in range(2):  # cold, then warm
+        done = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
 def test_every_fixer_has_a_title() -> None:
     from dbpoollint.fixers import FIXERS
     from dbpoollint.fixing import FIX_TITLES
