@@ -149,7 +149,7 @@ def test_statement_positions_equal_libcsts() -> None:
         if module is None:
             continue
         expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        owners = visit_all(MetadataWrapper(module, unsafe_skip_copy=True), [CallNames()])
+        owners = visit_all(module, [CallNames()])
         positions = StatementPositions(module, owners)
         for node in owners:
             assert positions[node] == expected[node], (path, type(node).__name__)
@@ -225,10 +225,9 @@ def test_walk_forwards_attribute_callbacks_it_is_asked_for() -> None:
     assert together.calls == alone.calls == ["g"]
 
 
-def test_visit_all_runs_every_visitor_on_one_wrapper() -> None:
-    wrapper = MetadataWrapper(cst.parse_module(SOURCE), unsafe_skip_copy=True)
+def test_visit_all_runs_every_visitor_in_one_walk() -> None:
     first, second = CallNames(), CallNames()
-    visit_all(wrapper, [first, second])
+    visit_all(cst.parse_module(SOURCE), [first, second])
     assert first.names == second.names == ["call_a", "call_b"]
 
 

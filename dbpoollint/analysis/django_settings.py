@@ -13,9 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import CodeRange, ScopeProvider
+from libcst.metadata import CodeRange
 
 from dbpoollint.analysis.model import DjangoDatabaseFact, ModuleSummary, Span
+from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.analysis.value_reader import QualifiedNames, read_value
 from dbpoollint.analysis.values import Value
 
@@ -147,7 +148,7 @@ class _Reader:
 class DatabasesVisitor(cst.CSTVisitor):
     """Runs once on the module node (scopes are needed to know `dj_database_url.config`)."""
 
-    METADATA_DEPENDENCIES = (ScopeProvider,)
+    METADATA_DEPENDENCIES = (ScopesProvider,)
 
     def __init__(self, summary: ModuleSummary) -> None:
         super().__init__()
@@ -155,7 +156,7 @@ class DatabasesVisitor(cst.CSTVisitor):
         self.pending: dict[str, _Entry] = {}
 
     def _qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        scope = self.get_metadata(ScopeProvider, node, None)
+        scope = self.get_metadata(ScopesProvider, node, None)
         if scope is None:
             return frozenset()
         return frozenset(name.name for name in scope.get_qualified_names_for(node))

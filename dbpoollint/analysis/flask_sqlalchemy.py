@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import libcst as cst
-from libcst.metadata import CodeRange, ScopeProvider
+from libcst.metadata import CodeRange
 
 from dbpoollint.analysis.model import FlaskSqlalchemyFact, ModuleSummary, Span
+from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.analysis.value_reader import read_value
 from dbpoollint.analysis.values import Value
 
@@ -25,7 +26,7 @@ OVERRIDES = ("apply_pool_defaults", "apply_driver_hacks", "_apply_driver_default
 
 
 class FlaskSqlalchemyVisitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (ScopeProvider,)
+    METADATA_DEPENDENCIES = (ScopesProvider,)
 
     def __init__(self, summary: ModuleSummary) -> None:
         super().__init__()
@@ -34,7 +35,7 @@ class FlaskSqlalchemyVisitor(cst.CSTVisitor):
         self.understood: set[cst.CSTNode] = set()
 
     def _qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        scope = self.get_metadata(ScopeProvider, node, None)
+        scope = self.get_metadata(ScopesProvider, node, None)
         if scope is None:
             return frozenset()
         return frozenset(name.name for name in scope.get_qualified_names_for(node))

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, QualifiedNameSource, ScopeProvider
+from libcst.metadata import CodeRange, QualifiedNameSource
 
 from dbpoollint.analysis.model import (
     NO_SPAN,
@@ -28,6 +28,7 @@ from dbpoollint.analysis.model import (
     ModuleSummary,
     span_of,
 )
+from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.analysis.value_reader import read_value
 from dbpoollint.analysis.vocabulary import CONSTRUCTORS
 from dbpoollint.packs import ClientCall, PackSet, qualname_matches
@@ -65,7 +66,7 @@ def absolute_name(name: str, package: str) -> str:
 class ModuleIndexer(cst.CSTVisitor):
     # Only scopes: qualified names are asked for the few nodes that matter, and positions are
     # resolved afterwards for the creation sites alone. Both are whole-tree passes otherwise.
-    METADATA_DEPENDENCIES = (ScopeProvider,)
+    METADATA_DEPENDENCIES = (ScopesProvider,)
 
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
         super().__init__()
@@ -115,7 +116,7 @@ class ModuleIndexer(cst.CSTVisitor):
 
     def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], frozenset[str]]:
         """Every qualified name of the node, and those that come from an import."""
-        scope = self.get_metadata(ScopeProvider, node, None)
+        scope = self.get_metadata(ScopesProvider, node, None)
         if scope is None:
             return frozenset(), frozenset()
         names = scope.get_qualified_names_for(node)

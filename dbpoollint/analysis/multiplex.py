@@ -8,14 +8,14 @@ attribute callbacks) is paid once per file instead of once per collector.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
+from libcst.metadata.base_provider import ProviderT
 
+from dbpoollint.analysis.scopes import ScopesProvider, scopes_of
 from dbpoollint.analysis.walk import walk
 
 _ATTRIBUTE_CALLBACK = re.compile(r"^(visit|leave)_([A-Za-z]+)_(\w+)$")
@@ -128,14 +128,22 @@ def _own(cls: type, name: str) -> object | None:
 
 
 def visit_all(
-    wrapper: MetadataWrapper, visitors: Sequence[cst.CSTVisitor]
+    module: cst.Module, visitors: Sequence[cst.CSTVisitor]
 ) -> dict[cst.CSTNode, cst.CSTNode]:
-    """Resolve every visitor's metadata on the shared wrapper, then walk the module once.
+    """Give every visitor the module's scopes, then walk the module once.
 
-    Returns the walk's `owners` (node -> its top-level statement)."""
+    Scopes are the only whole-module metadata the collectors use; they are handed over directly
+    rather than through `MetadataWrapper.resolve`, which walks the whole module once more even
+    when it has nothing left to batch. Returns the walk's `owners` (node -> top-level statement).
+    """
+    metadata: dict[ProviderT, Mapping[cst.CSTNode, object]] = {}
+    for visitor in visitors:
+        needed = visitor.get_inherited_dependencies()
+        if set(needed) - {ScopesProvider}:
+            raise ValueError(f"{type(visitor).__name__} needs metadata the analysis does not give")
+        if needed and not metadata:
+            metadata[ScopesProvider] = scopes_of(module)
+        visitor.metadata = metadata if needed else {}
     multiplexer = Multiplexer(visitors)
-    with contextlib.ExitStack() as stack:
-        for visitor in visitors:
-            stack.enter_context(visitor.resolve(wrapper))
-        walk(wrapper.module, multiplexer, multiplexer.attribute_fields)
+    walk(module, multiplexer, multiplexer.attribute_fields)
     return multiplexer.owners

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import CodeRange, QualifiedNameSource, ScopeProvider
+from libcst.metadata import CodeRange, QualifiedNameSource
 
 from dbpoollint.analysis.indexer import absolute_name
 from dbpoollint.analysis.model import (
@@ -34,6 +34,7 @@ from dbpoollint.analysis.model import (
     ProcessFacts,
     span_of,
 )
+from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.packs import PackSet
 
 FORK_CALLS = {
@@ -63,7 +64,7 @@ class _Loop:
 
 
 class ProcessVisitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (ScopeProvider,)
+    METADATA_DEPENDENCIES = (ScopesProvider,)
 
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
         super().__init__()
@@ -91,7 +92,7 @@ class ProcessVisitor(cst.CSTVisitor):
 
     def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], bool]:
         """Qualified names, and whether they name an import or a module-level definition."""
-        scope = self.get_metadata(ScopeProvider, node, None)
+        scope = self.get_metadata(ScopesProvider, node, None)
         if scope is None:
             return frozenset(), False
         names = scope.get_qualified_names_for(node)

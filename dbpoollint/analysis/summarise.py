@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
 
 from dbpoollint.analysis.contexts import classify, module_markers
 from dbpoollint.analysis.django_settings import DatabasesVisitor
@@ -62,9 +61,8 @@ def summarise(
     if DJANGO_DATABASES.search(data):
         collectors.append(DatabasesVisitor(summary))
     try:
-        wrapper = MetadataWrapper(module_node, unsafe_skip_copy=True)
         # One walk feeds every collector; positions are resolved once, for all of them.
-        owners = visit_all(wrapper, collectors)
+        owners = visit_all(module_node, collectors)
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
             positions = StatementPositions(module_node, owners)

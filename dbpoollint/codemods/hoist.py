@@ -27,10 +27,10 @@ from libcst.metadata import (
     GlobalScope,
     MetadataWrapper,
     PositionProvider,
-    ScopeProvider,
 )
 from libcst.metadata.base_provider import ProviderT
 
+from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.checks.base import Fix
 from dbpoollint.codemods.imports import add_stdlib_import
 from dbpoollint.codemods.line_split import DEFAULT_LINE_LENGTH, split_long_lines
@@ -118,7 +118,7 @@ class _Planning(cst.CSTVisitor):
     """How a hoist is judged, shared by `hoist` (`_Finder`) and the analysis (`HoistPlanner`)."""
 
     # Qualified names come from the scopes (QualifiedNameProvider would cost one more walk).
-    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (ScopeProvider,)
+    METADATA_DEPENDENCIES: ClassVar[Collection[ProviderT]] = (ScopesProvider,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -189,7 +189,7 @@ class _Planning(cst.CSTVisitor):
             root = root.value
         if not isinstance(root, cst.Name):
             return False
-        scope = self.get_metadata(ScopeProvider, root, None)
+        scope = self.get_metadata(ScopesProvider, root, None)
         if scope is None:
             return False
         return all(isinstance(a.scope, GlobalScope) for a in scope[root.value]) and bool(
@@ -201,7 +201,7 @@ class _Planning(cst.CSTVisitor):
         verdict = "safe"
         for argument in node.args:
             for name in _names_in(argument.value):
-                scope = self.get_metadata(ScopeProvider, name, None)
+                scope = self.get_metadata(ScopesProvider, name, None)
                 if scope is None:
                     continue
                 qualnames = {q.name for q in scope.get_qualified_names_for(name)}
