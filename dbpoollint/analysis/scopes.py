@@ -35,25 +35,28 @@ from libcst.metadata.scope_provider import AnnotationScope
 from dbpoollint.analysis.walk import children
 
 # The nodes after which libcst's ScopeVisitor moves the current scope's assignment counter.
-_ASSIGNMENT_LIKE = (
-    cst.AnnAssign,
-    cst.AsName,
-    cst.Assign,
-    cst.AugAssign,
-    cst.ClassDef,
-    cst.CompFor,
-    cst.FunctionDef,
-    cst.Global,
-    cst.Import,
-    cst.ImportFrom,
-    cst.NamedExpr,
-    cst.Nonlocal,
-    cst.Parameters,
-    cst.WithItem,
-    cst.TypeVar,
-    cst.TypeAlias,
-    cst.TypeVarTuple,
-    cst.ParamSpec,
+# Exact types in a set: `isinstance` against libcst's ABC-based classes costs far more.
+_ASSIGNMENT_LIKE = frozenset(
+    {
+        cst.AnnAssign,
+        cst.AsName,
+        cst.Assign,
+        cst.AugAssign,
+        cst.ClassDef,
+        cst.CompFor,
+        cst.FunctionDef,
+        cst.Global,
+        cst.Import,
+        cst.ImportFrom,
+        cst.NamedExpr,
+        cst.Nonlocal,
+        cst.Parameters,
+        cst.WithItem,
+        cst.TypeVar,
+        cst.TypeAlias,
+        cst.TypeVarTuple,
+        cst.ParamSpec,
+    }
 )
 _COMPREHENSIONS = (cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
@@ -93,7 +96,7 @@ class _Binder:
                 self.visit(child, store)
         # libcst records a node's scope, and counts its assignment, when it leaves the node.
         self.scopes[node] = self.scope
-        if isinstance(node, _ASSIGNMENT_LIKE):
+        if type(node) in _ASSIGNMENT_LIKE:
             self.scope._assignment_count += 1
 
     def visit_all(self, nodes: Sequence[cst.CSTNode]) -> None:

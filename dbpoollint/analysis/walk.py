@@ -145,9 +145,10 @@ def _fields_of(kind: type[cst.CSTNode]) -> tuple[str, ...] | None:
 
 
 def _values(value: object) -> Iterator[cst.CSTNode]:
-    if isinstance(value, cst.CSTNode):
-        yield value
-    elif isinstance(value, tuple | list):
-        for item in value:
-            if isinstance(item, cst.CSTNode):
-                yield item
+    # A visited field holds a node, a sequence of nodes, None or MaybeSentinel.DEFAULT; `type`
+    # tests because `isinstance` against libcst's ABC-based node classes is slow.
+    kind = type(value)
+    if kind is tuple or kind is list:
+        yield from value  # type: ignore[misc]
+    elif value is not None and kind is not cst.MaybeSentinel:
+        yield value  # type: ignore[misc]
