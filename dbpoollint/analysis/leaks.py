@@ -79,6 +79,23 @@ class Walker(Protocol):
 LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "exception", "critical"})
 INERT_BUILTINS = frozenset({"print", "repr", "str", "id", "type", "isinstance", "bool", "hash"})
 _SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+_SCOPE_KINDS = frozenset(_SCOPES)
+
+# The node kinds each scan of a function's nodes looks at. Filtering by exact type first keeps
+# the scans' order and meaning, and `type(n) in kinds` is several times cheaper than a chain of
+# `isinstance` tests against libcst's ABC-based classes (scans cross every node of a function).
+_USE_KINDS = frozenset({cst.Attribute, cst.WithItem, cst.Call, *_SCOPES})
+_VERDICT_KINDS = frozenset(
+    {cst.WithItem, cst.Global, cst.Nonlocal, cst.Return, cst.Yield, cst.Call}
+    | {cst.Assign, cst.AnnAssign, cst.AugAssign}
+)
+_HOLDER_KINDS = frozenset({cst.SimpleStatementLine, cst.WithItem, cst.Attribute, cst.Call})
+_BORROW_KINDS = frozenset({cst.WithItem, cst.Assign})
+
+
+def _of(nodes: list[cst.CSTNode], kinds: frozenset[type]) -> list[cst.CSTNode]:
+    """The nodes of exactly these kinds, in order."""
+    return [n for n in nodes if type(n) in kinds]
 
 
 class LeakFinder:
@@ -104,11 +121,9 @@ class LeakFinder:
         nodes: list[cst.CSTNode] = []
         _walk(node.body, node, parents, nodes)
         attributes, nested = _name_uses(nodes)
-        yielded_names = {
-            n.value.value
-            for n in nodes
-            if isinstance(n, cst.Yield) and isinstance(n.value, cst.Name)
-        }
+        yields = [n for n in nodes if type(n) is cst.Yield]
+        yielded_names = {n.value.value for n in yields if isinstance(n.value, cst.Name)}
+        relevant = _of(nodes, _VERDICT_KINDS)
         local_calls: dict[str, cst.Call] = {}
         borrowed = _borrowed_connections(node, nodes)
         for statement, target, call in _acquisitions(nodes):
@@ -119,7 +134,7 @@ class LeakFinder:
                 continue
             local_calls[target] = call
             asynchronous = self._asynchronous(statement, call)
-            verdict, fixable = _verdict(node, target, statement, nodes, parents, asynchronous)
+            verdict, fixable = _verdict(node, target, statement, relevant, parents, asynchronous)
             if verdict == "returned":
                 self.visitor.facts.returned_acquisitions.setdefault(key, callee)
             helpers: list[tuple[str, str]] = []
@@ -128,9 +143,11 @@ class LeakFinder:
                 # Handed to a function: what it does with its argument decides, in the rule.
                 name_of = self.visitor.target_name
                 if_released = _verdict(
-                    node, target, statement, nodes, parents, asynchronous, name_of, helpers
+                    node, target, statement, relevant, parents, asynchronous, name_of, helpers
                 )
-                if_kept = _verdict(node, target, statement, nodes, parents, asynchronous, name_of)
+                if_kept = _verdict(
+                    node, target, statement, relevant, parents, asynchronous, name_of
+                )
                 if if_released[0] == "escapes" or not helpers:
                     helpers, if_released, if_kept = [], ("", False), ("", False)
             fact = AcquireFact(
@@ -154,8 +171,8 @@ class LeakFinder:
             uses = _param_uses(node, nodes, parents, nested, self.visitor.target_name)
             if uses:
                 self.visitor.facts.param_uses[key] = uses
-        if not yielded_names and not any(isinstance(n, cst.Yield) for n in nodes):
-            for item in nodes:  # `return pool.getconn()`, `return await asyncpg.connect(dsn)`
+        if not yields:
+            for item in relevant:  # `return pool.getconn()`, `return await asyncpg.connect(dsn)`
                 if isinstance(item, cst.Return) and item.value is not None:
                     value = item.value
                     value = value.expression if isinstance(value, cst.Await) else value
@@ -195,7 +212,7 @@ class LeakFinder:
         me = params[0].name.value
         aliases: dict[str, str] = {}  # `conn = self.conn` -> {"conn": "conn"}
         released: set[str] = set()
-        for item in nodes:
+        for item in _of(nodes, _HOLDER_KINDS):
             if isinstance(item, cst.SimpleStatementLine) and len(item.body) == 1:
                 small = item.body[0]
                 if isinstance(small, cst.Assign) and len(small.targets) == 1:
@@ -281,7 +298,7 @@ def _borrowed_connections(function: cst.FunctionDef, nodes: list[cst.CSTNode]) -
     """Names holding a connection the function did not open for itself: its parameters,
     `with ... as conn` targets, and locals set from `x.connection()` / `op.get_bind()`."""
     names = {p.name.value for p in (*function.params.posonly_params, *function.params.params)}
-    for node in nodes:
+    for node in _of(nodes, _BORROW_KINDS):
         if isinstance(node, cst.WithItem) and node.asname is not None:
             if isinstance(node.asname.name, cst.Name):
                 names.add(node.asname.name.value)
@@ -334,7 +351,7 @@ def _name_uses(nodes: list[cst.CSTNode]) -> tuple[dict[str, set[str]], set[str]]
     class or lambda mentions."""
     attributes: dict[str, set[str]] = {}
     nested: set[str] = set()
-    for node in nodes:
+    for node in _of(nodes, _USE_KINDS):
         if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
             attributes.setdefault(node.value.value, set()).add(node.attr.value)
         elif isinstance(node, cst.Attribute) and isinstance(node.value, cst.Attribute):
@@ -371,7 +388,7 @@ def _walk(
 ) -> None:
     parents[id(node)] = parent
     out.append(node)
-    if isinstance(node, _SCOPES):
+    if type(node) in _SCOPE_KINDS:
         return
     for child in children(node):
         _walk(child, node, parents, out)
@@ -382,7 +399,7 @@ def _acquisitions(
 ) -> list[tuple[cst.SimpleStatementLine, str, cst.Call]]:
     found = []
     for node in nodes:
-        if not isinstance(node, cst.SimpleStatementLine) or len(node.body) != 1:
+        if type(node) is not cst.SimpleStatementLine or len(node.body) != 1:
             continue
         small = node.body[0]
         if not isinstance(small, cst.Assign | cst.AnnAssign) or small.value is None:
@@ -614,7 +631,7 @@ def _param_uses(
     seen: dict[str, list[str]] = {n: [] for n in names}
     helpers: dict[str, list[tuple[str, str]]] = {n: [] for n in names}
     for node in nodes:
-        if not isinstance(node, cst.Name) or node.value not in seen:
+        if type(node) is not cst.Name or node.value not in seen:
             continue
         use, helper = _name_use(node, parents, name_of)
         seen[node.value].append(use)
