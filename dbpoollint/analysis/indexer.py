@@ -28,6 +28,7 @@ from dbpoollint.analysis.model import (
     ModuleSummary,
     span_of,
 )
+from dbpoollint.analysis.multiplex import visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.analysis.value_reader import read_value
 from dbpoollint.analysis.vocabulary import CONSTRUCTORS
@@ -576,7 +577,7 @@ class ModuleIndexer(cst.CSTVisitor):
             handler, statement = self.ancestors[index], self.ancestors[index - 1]
             if isinstance(handler, cst.ExceptHandler) and isinstance(statement, cst.Try):
                 finder = _CallsWithKeywords(self, qualnames)
-                statement.body.visit(finder)
+                visit_subtree(statement.body, finder)
                 return finder.found
         return False
 

@@ -109,6 +109,12 @@ class Multiplexer(cst.CSTVisitor):
                 visitor.on_leave_attribute(original_node, attribute)
 
 
+def visit_subtree(node: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """`node.visit(visitor)` for a visitor that only reads syntax nodes: the same callbacks in
+    the same order, without rebuilding the subtree or descending into whitespace."""
+    walk(node, visitor, _attribute_fields(type(visitor)))
+
+
 @functools.cache
 def _attribute_fields(cls: type) -> frozenset[tuple[str, str]]:
     """(class name, field) of every attribute callback `cls` defines (`visit_For_body`)."""

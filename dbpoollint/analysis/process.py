@@ -34,6 +34,7 @@ from dbpoollint.analysis.model import (
     ProcessFacts,
     span_of,
 )
+from dbpoollint.analysis.multiplex import visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.packs import PackSet
 
@@ -430,7 +431,7 @@ class _Collector(cst.CSTVisitor):
 
 def _collect(node: cst.CSTNode) -> _Collector:
     collector = _Collector()
-    node.visit(collector)
+    visit_subtree(node, collector)
     return collector
 
 
@@ -448,7 +449,7 @@ def _exits(body: cst.BaseSuite) -> bool:
 
 def _calls_in(node: cst.CSTNode) -> list[cst.Call]:
     collector = _Collector()
-    node.visit(collector)
+    visit_subtree(node, collector)
     return collector.calls
 
 
@@ -477,10 +478,10 @@ class _Names(cst.CSTVisitor):
 def _names_in_arguments(call: cst.Call) -> set[str]:
     collector = _Names()
     for arg in call.args:
-        arg.value.visit(collector)
+        visit_subtree(arg.value, collector)
     # `row.connect()`, `clients[name]()`: the receiver is per iteration too.
     if isinstance(call.func, cst.Attribute | cst.Subscript):
-        call.func.value.visit(collector)
+        visit_subtree(call.func.value, collector)
     return collector.names
 
 

@@ -30,6 +30,7 @@ from libcst.metadata import (
 )
 from libcst.metadata.base_provider import ProviderT
 
+from dbpoollint.analysis.multiplex import visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.checks.base import Fix
 from dbpoollint.codemods.imports import add_stdlib_import
@@ -278,17 +279,17 @@ def _names_in(expression: cst.CSTNode) -> list[cst.Name]:
 
     class Collector(cst.CSTVisitor):
         def visit_Attribute(self, node: cst.Attribute) -> bool:
-            node.value.visit(self)
+            visit_subtree(node.value, self)
             return False
 
         def visit_Name(self, node: cst.Name) -> None:
             found.append(node)
 
         def visit_Arg(self, node: cst.Arg) -> bool:
-            node.value.visit(self)
+            visit_subtree(node.value, self)
             return False
 
-    expression.visit(Collector())
+    visit_subtree(expression, Collector())
     return found
 
 
@@ -313,7 +314,7 @@ def _close_statements(
             ):
                 found.append(node)
 
-    function.body.visit(Closes())
+    visit_subtree(function.body, Closes())
     return found
 
 
