@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import codecs
 import io
+import re
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,12 +72,15 @@ class PythonVerdict:
     # Nesting no parser here can take (libcst would crash): report it, never parse it.
     fatal: bool = False
     reason: str = ""
+    # Per top-level statement of CPython's tree, the line its first token is on, when every
+    # one starts plainly at column 0 (see `statement_lines`); None when any does not.
+    statement_lines: tuple[int, ...] | None = None
 
 
 def python_verdict(path: str, text: str) -> PythonVerdict:
     """Ask CPython's C parser first: it is ~10x faster than libcst and bounds its own nesting."""
     try:
-        compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = compile(text, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
         if any(m in (error.msg or "") for m in _NESTING_MESSAGES):
             return PythonVerdict(False, error, fatal=True)
@@ -90,7 +94,39 @@ def python_verdict(path: str, text: str) -> PythonVerdict:
         if bracket_depth_exceeds(text, MAX_BRACKET_DEPTH):
             return PythonVerdict(False, fatal=True, reason=str(error))
         return PythonVerdict(False, reason=str(error))
-    return PythonVerdict(True)
+    assert isinstance(tree, ast.Module)
+    return PythonVerdict(True, statement_lines=statement_lines(tree, text))
+
+
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
+def statement_lines(tree: ast.Module, text: str) -> tuple[int, ...] | None:
+    """The line each top-level statement (its first decorator, if any) starts on.
+
+    CPython's positions are exact for a statement that starts at column 0 of its line, the line
+    before it not continued by a backslash; anything else (`@` and its expression on different
+    lines, say) gives None, and the caller counts the lines itself.
+    """
+    lines = _LINE_BREAK.split(text)
+    starts = []
+    previous_end = 0
+    for statement in tree.body:
+        decorators = getattr(statement, "decorator_list", None)
+        first = decorators[0] if decorators else statement
+        line = first.lineno
+        code = lines[line - 1] if 0 < line <= len(lines) else ""
+        if decorators:
+            plain = code.startswith("@")
+        elif line == previous_end:
+            plain = True  # after a `;`: the same line, the same libcst statement
+        else:
+            plain = first.col_offset == 0 and code[:1] not in ("", " ", "\t", "#", "\x0c")
+        if not plain or (line > 1 and lines[line - 2].endswith("\\")):
+            return None
+        starts.append(line)
+        previous_end = statement.end_lineno or line
+    return tuple(starts)
 
 
 def bracket_depth_exceeds(text: str, limit: int) -> bool:

@@ -15,6 +15,7 @@ from dbpoollint.analysis.positions import StatementPositions
 from dbpoollint.analysis.walk import children, walk
 from dbpoollint.engine import analyse_file
 from dbpoollint.packs import load_packs
+from dbpoollint.source import python_verdict
 from tests.conftest import check_json
 
 SOURCE = """\
@@ -142,7 +143,9 @@ def _parses(path: Path) -> cst.Module | None:
         return None
 
 
-def test_statement_positions_equal_libcsts() -> None:
+@pytest.mark.parametrize("from_cpython", [False, True])
+def test_statement_positions_equal_libcsts(from_cpython: bool) -> None:
+    """Counting lines by rendering, or taking them from CPython's tree: libcst's positions."""
     checked = 0
     for path in _corpus()[::3]:
         module = _parses(path)
@@ -150,11 +153,27 @@ def test_statement_positions_equal_libcsts() -> None:
             continue
         expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         owners = visit_all(module, [CallNames()])
-        positions = StatementPositions(module, owners)
+        lines = python_verdict(str(path), module.code).statement_lines if from_cpython else None
+        assert lines is not None or not from_cpython
+        positions = StatementPositions(module, owners, lines)
         for node in owners:
             assert positions[node] == expected[node], (path, type(node).__name__)
             checked += 1
     assert checked > 10_000
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("# head\n\nimport a\n\n\n@d\n# note\ndef f():\n    pass\nx = 1; y = 2\n", (3, 6, 10, 10)),
+        ("(\n    a\n)\nb\n", (1, 4)),
+        # A decorator's `@` on one line and its expression on the next; a continued line.
+        ("@\\\nd\ndef f():\n    pass\n", None),
+        ("x = 1 + \\\n    2\n\\\ny = 2\n", None),
+    ],
+)
+def test_statement_lines_from_cpython(source: str, lines: tuple[int, ...] | None) -> None:
+    assert python_verdict("m.py", source).statement_lines == lines
 
 
 class EveryNode(cst.CSTVisitor):

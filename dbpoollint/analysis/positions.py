@@ -10,7 +10,7 @@ for the statements that hold a node someone asks about.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
@@ -26,10 +26,15 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
     holds it: the multiplexed walk records it as it goes.
     """
 
-    def __init__(self, module: cst.Module, owners: Mapping[cst.CSTNode, cst.CSTNode]) -> None:
+    def __init__(
+        self,
+        module: cst.Module,
+        owners: Mapping[cst.CSTNode, cst.CSTNode],
+        statement_lines: Sequence[int] | None = None,
+    ) -> None:
         self._module = module
         self._owners = owners
-        self._first_lines: dict[cst.CSTNode, int] | None = None
+        self._first_lines = _from_statement_lines(module, statement_lines)
         self._provider = PositionProvider()
         self._done: set[cst.CSTNode] = set()
 
@@ -57,6 +62,7 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         statement._codegen(state)
 
     def _first_line(self, statement: cst.CSTNode) -> int:
+        """The line the statement's code (its leading blank and comment lines) starts on."""
         if self._first_lines is None:
             self._first_lines = {}
             line = 1
@@ -72,3 +78,26 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
 
     def __len__(self) -> int:
         return len(self._provider._computed)
+
+
+def _from_statement_lines(
+    module: cst.Module, statement_lines: Sequence[int] | None
+) -> dict[cst.CSTNode, int] | None:
+    """First lines from CPython's statement positions (`source.statement_lines`), which cost
+    nothing to read, instead of rendering the module; None when the two trees disagree."""
+    if statement_lines is None:
+        return None
+    first_lines: dict[cst.CSTNode, int] = {}
+    for number, part in enumerate(module.header, start=1):
+        first_lines[part] = number
+    index, previous = 0, len(module.header)
+    for statement in module.body:
+        if index >= len(statement_lines):
+            return None
+        line = statement_lines[index] - len(statement.leading_lines)
+        if line <= previous or (index == 0 and line != len(module.header) + 1):
+            return None
+        first_lines[statement] = previous = line
+        # `a = 1; b = 2` is one libcst statement and two of CPython's.
+        index += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+    return first_lines if index == len(statement_lines) else None

@@ -65,7 +65,7 @@ def summarise(
         owners = visit_all(module_node, collectors)
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
-            positions = StatementPositions(module_node, owners)
+            positions = StatementPositions(module_node, owners, verdict.statement_lines)
             indexer.finish(positions)
             for collector in pending:
                 collector.finish(positions)
