@@ -275,47 +275,60 @@ class HoistPlanner(_Planning):
 
 def _names_in(expression: cst.CSTNode) -> list[cst.Name]:
     """Names read by an expression, skipping attribute names (`x.attr` reads `x` only)."""
-    found: list[cst.Name] = []
+    collector = _NamesRead()
+    visit_subtree(expression, collector)
+    return collector.found
 
-    class Collector(cst.CSTVisitor):
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            visit_subtree(node.value, self)
-            return False
 
-        def visit_Name(self, node: cst.Name) -> None:
-            found.append(node)
+# Module-level visitor classes: the read-only walk learns each class's callbacks once.
+class _NamesRead(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[cst.Name] = []
 
-        def visit_Arg(self, node: cst.Arg) -> bool:
-            visit_subtree(node.value, self)
-            return False
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        visit_subtree(node.value, self)
+        return False
 
-    visit_subtree(expression, Collector())
-    return found
+    def visit_Name(self, node: cst.Name) -> None:
+        self.found.append(node)
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        visit_subtree(node.value, self)
+        return False
 
 
 def _close_statements(
     function: cst.FunctionDef, variable: str, call: ClientCall
 ) -> list[cst.SimpleStatementLine]:
-    found: list[cst.SimpleStatementLine] = []
+    closes = _Closes(variable, call)
+    visit_subtree(function.body, closes)
+    return closes.found
 
-    class Closes(cst.CSTVisitor):
-        def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
-            if len(node.body) != 1 or not isinstance(node.body[0], cst.Expr):
-                return
-            value = node.body[0].value
-            if isinstance(value, cst.Await):
-                value = value.expression
-            if (
-                isinstance(value, cst.Call)
-                and isinstance(value.func, cst.Attribute)
-                and isinstance(value.func.value, cst.Name)
-                and value.func.value.value == variable
-                and value.func.attr.value in call.close
-            ):
-                found.append(node)
 
-    visit_subtree(function.body, Closes())
-    return found
+class _Closes(cst.CSTVisitor):
+    """`variable.close()` (or `await variable.close()`) statements."""
+
+    def __init__(self, variable: str, call: ClientCall) -> None:
+        super().__init__()
+        self.variable = variable
+        self.call = call
+        self.found: list[cst.SimpleStatementLine] = []
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        if len(node.body) != 1 or not isinstance(node.body[0], cst.Expr):
+            return
+        value = node.body[0].value
+        if isinstance(value, cst.Await):
+            value = value.expression
+        if (
+            isinstance(value, cst.Call)
+            and isinstance(value.func, cst.Attribute)
+            and isinstance(value.func.value, cst.Name)
+            and value.func.value.value == self.variable
+            and value.func.attr.value in self.call.close
+        ):
+            self.found.append(node)
 
 
 class _Rewriter(cst.CSTTransformer):
