@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import functools
 import os
@@ -122,9 +121,10 @@ def resolved(path: Path) -> Path:
     """`path.resolve()`, except that a symlink loop stays itself (to be reported, not a crash).
 
     Remembered for the run: discovery, module names and aliases resolve every file and folder
-    of the project several times, and each `resolve()` costs a system call per path part.
+    of the project several times, and each `resolve()` costs a system call per path part. A
+    relative path is remembered with the working directory, read once per run.
     """
-    key = (path, os.getcwd())
+    key = path if path.is_absolute() else (path, _cwd())
     found = _RESOLVED.get(key)
     if found is None:
         try:
@@ -141,11 +141,19 @@ def _resolved_in(real_folder: Path, child: Path) -> Path:
     if child.is_symlink():
         return resolved(child)
     real = real_folder / child.name
-    _RESOLVED[(child, os.getcwd())] = real
+    _RESOLVED[child if child.is_absolute() else (child, _cwd())] = real
     return real
 
 
-_RESOLVED: dict[tuple[Path, str], Path] = {}
+_RESOLVED: dict[Path | tuple[Path, str], Path] = {}
+# The working directory of this run: `os.getcwd()` per relative path was a fifth of discovery.
+_CWD: list[str] = []
+
+
+def _cwd() -> str:
+    if not _CWD:
+        _CWD.append(os.getcwd())
+    return _CWD[0]
 
 
 @functools.cache
@@ -156,11 +164,15 @@ def _exists(path: Path) -> bool:
 def forget_file_system() -> None:
     """Start a run with nothing remembered about the file system (tests run many in one process)."""
     _RESOLVED.clear()
+    _CWD.clear()
     _exists.cache_clear()
     _package_dirs.cache_clear()
     _declared_roots.cache_clear()
     _is_root.cache_clear()
-    _folder_module_name.cache_clear()
+    _package_chain.cache_clear()
+    _declared_folder.cache_clear()
+    _alias_chain.cache_clear()
+    _in_test_folder.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -355,22 +367,32 @@ def module_name(path: Path) -> str:
     return declared_module_name(path) or _folder_module_name(path)
 
 
-@functools.cache
 def _folder_module_name(path: Path) -> str:
     absolute = resolved(path)
-    parts = [] if absolute.stem == "__init__" else [absolute.stem]
-    directory = absolute.parent
-    while _exists(directory / "__init__.py") and directory.parent != directory:
-        parts.insert(0, directory.name)
-        directory = directory.parent
-    return ".".join(parts) or absolute.stem
+    stem = absolute.stem
+    packages, _ = _package_chain(absolute.parent)
+    return ".".join([*packages, stem] if stem != "__init__" else packages) or stem
 
 
-# A folder holding one of these is where a project (and its imports) starts.
-ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "dbpoollint.toml", ".git")
-# Folders above a module that may still be on `sys.path`: a namespace package (PEP 420, no
+# Every file of a folder shares its package chain, package-dir mapping and alias folders:
+# computed once per folder, not per file (a tree of 2,000 files has about 200 folders).
+
+
+@functools.cache
+def _package_chain(directory: Path) -> tuple[tuple[str, ...], Path]:
+    """The names of the packages (folders with `__init__.py`) holding `directory`, outermost
+    first, and the first folder above them that is no package."""
+    if _exists(directory / "__init__.py") and directory.parent != directory:
+        names, top = _package_chain(directory.parent)
+        return (*names, directory.name), top
+    return (), directory
+
+
+# A folder above a module that may still be on `sys.path`: a namespace package (PEP 420, no
 # `__init__.py`) or a service folder (`backend/` holding `app/`) up to the project's root.
 MAX_ALIAS_LEVELS = 6
+# A folder holding one of these is where a project (and its imports) starts.
+ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "dbpoollint.toml", ".git")
 
 
 def module_aliases(path: Path) -> tuple[str, ...]:
@@ -387,15 +409,21 @@ def module_aliases(path: Path) -> tuple[str, ...]:
         directory = directory.parent
     # A package-dir name wins; the folders' own name stays an alias (`source.db` for `mypkg.db`).
     aliases: list[str] = [name] if declared not in (None, name) else []
-    for _ in range(MAX_ALIAS_LEVELS):
-        if _is_root(directory) or directory.parent == directory or not directory.name:
-            break
-        name = f"{directory.name}.{name}"
-        if not directory.name.isidentifier():
-            break
+    for folder in _alias_chain(directory):
+        name = f"{folder}.{name}"
         aliases.append(name)
-        directory = directory.parent
     return tuple(alias for alias in aliases if alias != declared)
+
+
+@functools.cache
+def _alias_chain(directory: Path, levels: int = MAX_ALIAS_LEVELS) -> tuple[str, ...]:
+    """The names of `directory` and the folders above it that can prefix an alias, nearest
+    first: up to a root marker, and not past a name that is no identifier."""
+    if levels == 0 or _is_root(directory) or directory.parent == directory or not directory.name:
+        return ()
+    if not directory.name.isidentifier():
+        return ()
+    return (directory.name, *_alias_chain(directory.parent, levels - 1))
 
 
 def declared_module_name(path: Path) -> str | None:
@@ -407,17 +435,25 @@ def declared_module_name(path: Path) -> str | None:
     is no identifier.
     """
     absolute = resolved(path)
-    for folder, package in _declared_roots(absolute.parent):
-        try:
-            relative = absolute.relative_to(folder)
-        except ValueError:
-            continue
-        parts = [*relative.parts[:-1], absolute.stem]
-        if parts[-1] == "__init__":
-            parts.pop()
-        if not all(part.isidentifier() for part in parts):
-            return None
-        return ".".join([*([package] if package else []), *parts]) or None
+    mapped = _declared_folder(absolute.parent)
+    if mapped is None:
+        return None
+    package, folders = mapped
+    parts = [*folders, absolute.stem]
+    if parts[-1] == "__init__":
+        parts.pop()
+    if not all(part.isidentifier() for part in parts):
+        return None
+    return ".".join([*([package] if package else []), *parts]) or None
+
+
+@functools.cache
+def _declared_folder(directory: Path) -> tuple[str, tuple[str, ...]] | None:
+    """The package name and the folders below its mapped folder, for the deepest package-dir
+    mapping holding `directory`; None when none does."""
+    for folder, package in _declared_roots(directory):
+        if directory == folder or folder in directory.parents:
+            return package, directory.relative_to(folder).parts
     return None
 
 
@@ -500,9 +536,19 @@ def is_test_file(path: Path, base: Path | None = None) -> bool:
     under some `tests/` folder is still checked.
     """
     name = path.name
-    if base is not None:
-        with contextlib.suppress(ValueError):
-            path = resolved(path).relative_to(resolved(base))
     if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
         return True
-    return any(part in TEST_DIRECTORIES for part in path.parts[:-1])
+    if base is None:
+        return _in_test_folder(path.parent)
+    return _in_test_folder(resolved(path).parent, resolved(base), path.parent)
+
+
+@functools.cache
+def _in_test_folder(folder: Path, base: Path | None = None, given: Path | None = None) -> bool:
+    """`folder` (below `base` when given, else the file's folder as given) is a test folder."""
+    if base is not None:
+        try:
+            folder = folder.relative_to(base)
+        except ValueError:
+            folder = given if given is not None else folder
+    return any(part in TEST_DIRECTORIES for part in folder.parts)

@@ -161,3 +161,28 @@ def test_package_dir_gives_module_names(
     forget_file_system()
     assert module_name(path) == name
     assert name not in module_aliases(path)
+
+
+def test_a_run_resolves_relative_paths_against_its_own_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbpoollint.discovery import resolved
+
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        forget_file_system()
+        assert resolved(Path("db.py")) == (tmp_path / folder / "db.py").resolve()
+
+
+def test_files_of_one_folder_share_its_package_but_keep_their_own_names(tmp_path: Path) -> None:
+    package = tmp_path / "app" / "db"
+    package.mkdir(parents=True)
+    for name in ("__init__.py", "engine.py", "session.py"):
+        (package / name).write_text("")
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "pyproject.toml").write_text("")
+    forget_file_system()
+    names = [module_name(package / n) for n in ("__init__.py", "engine.py", "session.py")]
+    assert names == ["app.db", "app.db.engine", "app.db.session"]
+    assert module_aliases(package / "engine.py") == ()
