@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dbpoollint import __version__
-from dbpoollint.packs import builtin_pack_dir
+from dbpoollint.pack_dir import builtin_pack_dir
 
 if TYPE_CHECKING:
     from dbpoollint.checks.base import Fix
@@ -154,7 +154,15 @@ class ResultCache:
         entry = self._entry(key, kind)
         try:
             self._prepare(entry.parent)
-            _write_atomically(entry, pickle.dumps((FORMAT, key, value), pickle.HIGHEST_PROTOCOL))
+            atomic_write(entry, pickle.dumps((FORMAT, key, value), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """A file of the cache's own at its top (the manifest), written atomically."""
+        try:
+            self._prepare(self.folder)
+            atomic_write(self.folder / name, data)
         except OSError:
             return
 
@@ -164,15 +172,15 @@ class ResultCache:
             ignore = self.folder / ".gitignore"
             if not ignore.exists():
                 # Like ruff's cache: the folder keeps itself out of version control.
-                _write_atomically(ignore, b"# Automatically created by dbpoollint.\n*\n")
+                atomic_write(ignore, b"# Automatically created by dbpoollint.\n*\n")
             tag = self.folder / "CACHEDIR.TAG"
             if not tag.exists():
-                _write_atomically(tag, b"Signature: 8a477f597d28d172789f06886806bc55\n")
+                atomic_write(tag, b"Signature: 8a477f597d28d172789f06886806bc55\n")
             self._ready = True
         directory.mkdir(parents=True, exist_ok=True)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:

@@ -10,15 +10,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from dbpoollint import __version__
+from dbpoollint import __version__, disk_reads
 from dbpoollint.analysis.contexts import path_context
 from dbpoollint.cache import ResultCache, cache_folder, clean
-from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
-from dbpoollint.checks.base import Finding
 from dbpoollint.config import ConfigError, Settings, find_config, load_settings
 from dbpoollint.discovery import (
     DiscoveryError,
@@ -34,16 +32,18 @@ from dbpoollint.discovery import (
     project_root,
     resolved,
 )
-from dbpoollint.engine import FileInput, check_files, read_input
-from dbpoollint.fixing import apply_fixes, attach_fixes
-from dbpoollint.noqa import add_noqa
 from dbpoollint.output import FORMAT_NAMES, formatter
-from dbpoollint.output.masking import mask_text
-from dbpoollint.output.text import statistics, summary_line
-from dbpoollint.packs import PackError, PackSet, load_packs
-from dbpoollint.selection import Selection, SelectionError
+from dbpoollint.run_memo import PlannedFile, Report, RunMemo
 from dbpoollint.source import SourceError, decode
 from dbpoollint.writer import StaleFileError, encode_like, write_atomically
+
+if TYPE_CHECKING:
+    from dbpoollint.checks.base import Finding
+    from dbpoollint.engine import FileInput
+    from dbpoollint.packs import PackSet
+
+# The engine, the rules and the packs are imported where a run needs them: a check whose
+# report is replayed (`run_memo`) never loads them.
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,16 +64,25 @@ def _user_errors(function: F) -> F:
         except BrokenPipeError:
             # `dbpoollint check | head -1`: the reader has gone; click exits quietly.
             raise
-        except (ConfigError, PackError, DiscoveryError, SelectionError) as error:
+        except (ConfigError, DiscoveryError) as error:
             _fail(str(error))
         except RecursionError:
             _fail("internal error: recursion limit reached; please report this file")
         except Exception as error:
+            if _is_user_error(error):
+                _fail(str(error))
             if os.environ.get("DBPOOLLINT_DEBUG"):
                 raise
             _fail(f"internal error: {type(error).__name__}: {error} (set DBPOOLLINT_DEBUG=1)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_user_error(error: Exception) -> bool:
+    from dbpoollint.packs import PackError
+    from dbpoollint.selection import SelectionError
+
+    return isinstance(error, PackError | SelectionError)
 
 
 def _codes(values: Sequence[str]) -> list[str]:
@@ -184,6 +193,49 @@ def _run(
         settings = load_settings(config_path, explicit=True)
     else:
         settings = load_settings(find_config(anchor))
+    allow_unsafe = unsafe_fixes or settings.unsafe_fixes
+    cache = None
+    if not no_cache:
+        folder = cache_folder(settings.root, settings.cache_dir)
+        cache = ResultCache(folder, settings.packs)
+
+    planned: list[PlannedFile] = []
+    planned_context: list[PlannedFile] = []
+    if not reading_stdin:
+        planned = _planned_files(targets, settings, force_exclude)
+        planned_context = _planned_context(targets, settings, {p.display for p in planned})
+    if not reading_stdin and not planned:
+        click.echo("warning: No Python files found under the given path(s)", err=True)
+        if show_statistics and output_format == "json":
+            from dbpoollint.output.text import statistics
+
+            click.echo(statistics([], as_json=True), nl=False)
+        elif output_format not in ("text", "full"):
+            # A machine reading `[]` (JSON), an empty SARIF run or JUnit suite needs no
+            # special case for an empty tree.
+            click.echo(formatter(output_format)([]), nl=False)
+        sys.exit(EXIT_CLEAN)
+
+    project_files = {} if reading_stdin else _project_files(targets, settings)
+
+    # A plain check of an unchanged tree prints what it printed last time.
+    memo = memo_key = None
+    if cache is not None and not (reading_stdin or fix or diff or add_noqa):
+        memo = RunMemo(cache)
+        options = [settings, select, extend_select, ignore, ignore_noqa, output_format]
+        options += [show_statistics, quiet]
+        memo_key = memo.key(options, [planned, planned_context], project_files)
+        stored = memo.get(memo_key) if memo_key is not None else None
+        if stored is not None:
+            memo.save()
+            _replay(stored, exit_zero)
+
+    from dbpoollint.engine import check_files
+    from dbpoollint.fixing import attach_fixes
+    from dbpoollint.packs import load_packs
+    from dbpoollint.selection import Selection
+
+    # An unknown code fails here, never replayed: a run that failed stored no report.
     selection = Selection(
         select=_codes(select) if select else settings.select,
         extend_select=[*settings.extend_select, *_codes(extend_select)],
@@ -193,29 +245,12 @@ def _run(
         respect_noqa=not ignore_noqa,
     )
     packs = load_packs(settings.packs)
-    allow_unsafe = unsafe_fixes or settings.unsafe_fixes
-    cache = None
-    if not no_cache:
-        folder = cache_folder(settings.root, settings.cache_dir)
-        cache = ResultCache(folder, settings.packs)
-
-    context: list[FileInput] = []
+    preread = memo.read if memo is not None else {}
     if reading_stdin:
         inputs = _stdin_input(stdin_filename)
     else:
-        inputs = _file_inputs(targets, settings, force_exclude)
-        context = _context_inputs(targets, settings, {f.path for f in inputs})
-    if not inputs:
-        click.echo("warning: No Python files found under the given path(s)", err=True)
-        if show_statistics and output_format == "json":
-            click.echo(statistics([], as_json=True), nl=False)
-        elif output_format not in ("text", "full"):
-            # A machine reading `[]` (JSON), an empty SARIF run or JUnit suite needs no
-            # special case for an empty tree.
-            click.echo(formatter(output_format)([]), nl=False)
-        sys.exit(EXIT_CLEAN)
-
-    project_files = {} if reading_stdin else _project_files(targets, settings)
+        inputs = [_read(p, preread.get(p.display)) for p in planned]
+    context = [_read(p, preread.get(p.display)) for p in planned_context]
 
     # The one-shot refactor over a large tree shows progress on a terminal: one bar for the
     # whole run, which grows by a tree's worth of files for each fix round that re-checks.
@@ -243,6 +278,16 @@ def _run(
                 result.findings, sources, packs, with_edits, cache, jobs, settings.packs
             )
 
+        if memo is not None:
+            with disk_reads.recording() as reads:
+                findings = run_check(inputs, output_format in ("json", "sarif"))
+                text = _rendered(findings, output_format, show_statistics, quiet)
+            report = Report(text, bool(findings))
+            if memo_key is not None:
+                memo.put(memo_key, report, reads)
+            memo.save()
+            _replay(report, exit_zero)
+
         _report(
             run_check,
             inputs,
@@ -259,6 +304,26 @@ def _run(
             exit_zero,
             exit_non_zero_on_fix,
         )
+
+
+def _rendered(
+    findings: Sequence[Finding], output_format: str, show_statistics: bool, quiet: bool
+) -> str:
+    """What a check prints on stdout for its findings."""
+    from dbpoollint.output.text import statistics, summary_line
+
+    if show_statistics:
+        # As ruff: the counts table instead of the findings, JSON when JSON was asked for.
+        return statistics(findings, as_json=output_format == "json")
+    text = formatter(output_format)(findings)
+    if output_format in ("text", "full") and not quiet:
+        text += summary_line(findings) + "\n"
+    return text
+
+
+def _replay(report: Report, exit_zero: bool) -> NoReturn:
+    click.echo(report.text, nl=False)
+    sys.exit(EXIT_FINDINGS if report.found and not exit_zero else EXIT_CLEAN)
 
 
 def _report(
@@ -312,13 +377,7 @@ def _report(
                 err=output_format not in ("text", "full"),
             )
 
-    if show_statistics:
-        # As ruff: the counts table instead of the findings, JSON when JSON was asked for.
-        click.echo(statistics(findings, as_json=output_format == "json"), nl=False)
-    else:
-        click.echo(formatter(output_format)(findings), nl=False)
-        if output_format in ("text", "full") and not quiet:
-            click.echo(summary_line(findings))
+    click.echo(_rendered(findings, output_format, show_statistics, quiet), nl=False)
     if findings and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_FINDINGS if changed_files and exit_non_zero_on_fix else EXIT_CLEAN)
@@ -373,6 +432,8 @@ def _fix_rounds(
     fixed = skipped = 0
     for _ in range(MAX_FIX_ROUNDS):
         sources = {f.path: f.data for f in current if f.data is not None}
+        from dbpoollint.fixing import apply_fixes
+
         outcome = apply_fixes(findings, sources, packs, allow_unsafe)
         skipped = outcome.skipped_unsafe
         if not outcome.changed:
@@ -390,6 +451,8 @@ def _unified_diff(path: str, before: bytes, after: bytes) -> str:
     old = before.decode("utf-8", errors="replace").splitlines(keepends=True)
     new = after.decode("utf-8", errors="replace").splitlines(keepends=True)
     import difflib  # only --diff needs it
+
+    from dbpoollint.output.masking import mask_text
 
     diff = "".join(difflib.unified_diff(old, new, fromfile=f"a/{path}", tofile=f"b/{path}"))
     return mask_text(diff)  # a diff pasted into a review must not carry a URL's password
@@ -435,7 +498,9 @@ def _add_noqa(inputs: list[FileInput], findings: list[Finding]) -> int:
             source = decode(item.path, item.data)
         except SourceError:
             continue
-        text, changed = add_noqa(source.text, codes)
+        from dbpoollint.noqa import add_noqa as add_directives
+
+        text, changed = add_directives(source.text, codes)
         data = encode_like(item.data, text, source.encoding)
         if changed and _write_all({item.path: (item.data, data)}):
             added += changed
@@ -471,6 +536,8 @@ def _project_files(targets: list[Path], settings: Settings) -> dict[str, str]:
 def _reread(item: FileInput) -> FileInput:
     if item.data is None or item.path == "-":
         return item
+    from dbpoollint.engine import read_input
+
     fresh = read_input(Path(item.path), item.module, item.is_test, item.path, item.aliases)
     return dataclasses.replace(fresh, path_context=item.path_context)
 
@@ -479,6 +546,8 @@ def _stdin_input(stdin_filename: str | None) -> list[FileInput]:
     data = sys.stdin.buffer.read()
     display = stdin_filename or "-"
     path = Path(stdin_filename) if stdin_filename else Path("stdin.py")
+    from dbpoollint.engine import FileInput
+
     return [
         FileInput(
             display, data, module_name(path), is_test_file(path), path_context=path_context(path)
@@ -487,33 +556,66 @@ def _stdin_input(stdin_filename: str | None) -> list[FileInput]:
 
 
 def _file_inputs(targets: list[Path], settings: Settings, force_exclude: bool) -> list[FileInput]:
+    return [_read(planned) for planned in _planned_files(targets, settings, force_exclude)]
+
+
+def _planned_files(
+    targets: list[Path], settings: Settings, force_exclude: bool
+) -> list[PlannedFile]:
     patterns = settings.exclude or []
     excludes = Excludes([*patterns, *settings.extend_exclude], settings.root)
     files = discover(targets, excludes, settings.respect_gitignore, force_exclude)
     return [
         _unlistable(path)
         if path.is_dir()
-        else dataclasses.replace(
-            read_input(
-                path, module_name(path), is_test_file(path, base), str(path), module_aliases(path)
-            ),
-            path_context=path_context(path, base),
+        else PlannedFile(
+            path,
+            str(path),
+            module_name(path),
+            is_test_file(path, base),
+            module_aliases(path),
+            path_context(path, base),
         )
         for path, base in files
     ]
 
 
-def _unlistable(folder: Path) -> FileInput:
+def _read(planned: PlannedFile, data: bytes | None = None) -> FileInput:
+    """The file's input for the engine; `data` when its bytes were read already."""
+    from dbpoollint.engine import FileInput, read_input
+
+    if planned.unlistable:
+        return FileInput(planned.display, None, planned.module, False, planned.unlistable)
+    if data is not None:
+        return FileInput(
+            planned.display,
+            data,
+            planned.module,
+            planned.is_test,
+            aliases=planned.aliases,
+            path_context=planned.path_context,
+        )
+    read = read_input(
+        planned.path, planned.module, planned.is_test, planned.display, planned.aliases
+    )
+    if planned.path_context is None:
+        return read
+    return dataclasses.replace(read, path_context=planned.path_context)
+
+
+def _unlistable(folder: Path) -> PlannedFile:
     """A folder discovery could not list: DPL002 with the reason, like an unreadable file."""
     try:
         os.listdir(folder)
         reason = "cannot list folder"
     except OSError as error:
         reason = f"cannot list folder: {(error.strerror or str(error)).lower()}"
-    return FileInput(str(folder), None, folder.name, False, reason)
+    return PlannedFile(folder, str(folder), folder.name, False, unlistable=reason)
 
 
-def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) -> list[FileInput]:
+def _planned_context(
+    targets: list[Path], settings: Settings, checked: set[str]
+) -> list[PlannedFile]:
     """The project's other modules, read for cross-module facts only (see SPEC: whole project)."""
     if all(target.is_dir() and resolved(target) == project_root(target) for target in targets):
         return []  # the whole project is checked: there is no other module to read
@@ -527,7 +629,7 @@ def _context_inputs(targets: list[Path], settings: Settings, checked: set[str]) 
         text = str(path)
         # What relpath would say, without its two abspath calls per file.
         display = text[len(here) :] if text.startswith(here) else os.path.relpath(path)
-        context.append(read_input(path, module_name(path), False, display, module_aliases(path)))
+        context.append(PlannedFile(path, display, module_name(path), False, module_aliases(path)))
     return context
 
 
@@ -560,6 +662,7 @@ def clean_command(config_path: Path | None) -> None:
 @_user_errors
 def rule(code: str) -> None:
     """Print the documentation of rule CODE (e.g. DPL101, or its name)."""
+    from dbpoollint.checks import ALL_RULES, RULES_BY_CODE
     from dbpoollint.output import rule_meta  # importlib.metadata: not on a check's path
 
     wanted = code.strip()
@@ -584,6 +687,8 @@ def rule(code: str) -> None:
 @_user_errors
 def rules(output_format: str) -> None:
     """List every rule."""
+    from dbpoollint.checks import ALL_RULES
+
     if output_format == "json":
         data = [
             {
@@ -641,6 +746,8 @@ def budget(paths: tuple[Path, ...], output_format: str, config_path: Path | None
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"{config_path}: configuration file not found")
     settings = load_settings(config_path or find_config(targets[0]))
+    from dbpoollint.packs import load_packs
+
     packs = load_packs(settings.packs)
     inputs = _file_inputs(targets, settings, False)
     project = analyse_project(

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import PurePath
 
+from dbpoollint import disk_reads
 from dbpoollint.checks.base import Project
 from dbpoollint.migration_commands import normalise
 from dbpoollint.project_files import ProjectConfig
@@ -33,7 +34,7 @@ def loaded_env_files(project: Project, config: ProjectConfig) -> list[tuple[str,
             # python-dotenv reads a relative name from the working directory: the module's
             # folder or one above it (the project root); the nearest that has the file wins.
             candidates = [normalise(str(p / name)) for p in (folder, *folder.parents)]
-            existing = [c for c in candidates if c in project.files or os.path.isfile(c)]
+            existing = [c for c in candidates if c in project.files or disk_reads.is_file(c)]
             for path in existing[:1]:
                 add(path, summary.path)
     for compose in config.compose:
@@ -50,10 +51,5 @@ def loaded_env_files(project: Project, config: ProjectConfig) -> list[tuple[str,
 
 
 def read_disk(path: str) -> str | None:
-    try:
-        if os.path.getsize(path) > 1_000_000:
-            return None  # not an env file
-        with open(path, encoding="utf-8", errors="replace") as file:
-            return file.read()
-    except OSError:
-        return None
+    # Over a megabyte it is not an env file.
+    return disk_reads.read_text(path, limit=1_000_000)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbpoollint.pack_dir import builtin_pack_dir
 from dbpoollint.versions import parse_version
 
 HANDLER_SHAPES = (
@@ -890,14 +891,6 @@ def _validate_shape(reader: _Reader, shape: HandlerShape) -> None:
             raise reader.fail("functions", "a registration needs `functions` or `methods`")
         if shape.argument is None and not shape.keyword:
             raise reader.fail("argument", "a registration needs `argument` or `keyword`")
-
-
-def builtin_pack_dir() -> Path:
-    """Packs ship inside the wheel as dbpoollint/rules; a source checkout keeps them in rules/."""
-    installed = Path(__file__).with_name("rules")
-    if installed.is_dir():
-        return installed
-    return Path(__file__).resolve().parent.parent / "rules"
 
 
 def load_packs(extra: Sequence[Path] = ()) -> PackSet:

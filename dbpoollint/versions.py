@@ -31,6 +31,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version as Pep440Version
 
+from dbpoollint import disk_reads
+
 # Distributions that install the same importable package as another, whose defaults apply.
 # (psycopg2's and psycopg's binary wheels; mysql-connector's old distribution name.)
 DISTRIBUTION_ALIASES: dict[str, str] = {
@@ -209,10 +211,10 @@ def _requirements(path: str, files: Mapping[str, str], seen: set[str]) -> Iterab
     text = files.get(path)
     if text is None:
         # `-r requirements/base.txt`: an include that discovery does not collect by name.
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")[:1_000_000]
-        except OSError:
+        text = disk_reads.read_text(path)
+        if text is None:
             return
+        text = text[:1_000_000]
     for line in _requirement_lines(text):
         include = re.match(r"^(?:-r|--requirement|-c|--constraint)\s*=?\s*(\S+)", line)
         if include:

@@ -138,7 +138,9 @@ def test_a_corrupt_entry_is_ignored_and_rewritten(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cold = findings()
-    entries = [p for p in (project / CACHE_FOLDER / "files").rglob("*") if p.is_file()]
+    # Both the files' results and the memos (the replayed run among them).
+    folders = [project / CACHE_FOLDER / kind for kind in ("files", "memo")]
+    entries = [p for folder in folders for p in folder.rglob("*") if p.is_file()]
     assert entries
     for index, entry in enumerate(entries):
         data = entry.read_bytes()

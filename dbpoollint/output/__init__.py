@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from dbpoollint.checks.base import Finding
+if TYPE_CHECKING:
+    from dbpoollint.checks.base import Finding
 
-Formatter = Callable[[Sequence[Finding]], str]
+Formatter = Callable[[Sequence["Finding"]], str]
 
 # format name -> (module under dbpoollint.output, function name)
 _FORMATTER_FUNCTIONS: dict[str, tuple[str, str]] = {
