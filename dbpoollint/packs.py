@@ -333,9 +333,13 @@ class PackSet:
             or not self._framework_modules.isdisjoint(tops)
             or not self._pooler_modules.isdisjoint(tops)
             or (self._client_words is not None and self._client_words.search(source) is not None)
-            or DJANGO_DATABASES.search(source) is not None
+            or (b"DATABASES" in source and DJANGO_DATABASES.search(source) is not None)
             or self._mentions_url_literal(source)
-            or (_LIFECYCLE_HOOKS.search(source) is not None and imports_project_code(source))
+            or (
+                _may_import_project_code(tops)
+                and mentions_lifecycle_hook(source)
+                and imports_project_code(source)
+            )
         )
 
     def mentions_urls(self, source: bytes) -> bool:
@@ -345,11 +349,15 @@ class PackSet:
         )
 
     def _mentions_url_literal(self, source: bytes) -> bool:
-        return (
-            self._url_schemes is not None
-            and b"://" in source
-            and self._url_schemes.search(source) is not None
-        )
+        if self._url_schemes is None:
+            return False
+        # Look only just before each `://`: a regex scan of the whole file costs far more.
+        end = source.find(b"://")
+        while end != -1:
+            if self._url_schemes.search(source, max(0, end - _SCHEME_REACH), end + 3):
+                return True
+            end = source.find(b"://", end + 3)
+        return False
 
     @property
     def poolers(self) -> list[Pooler]:
@@ -374,16 +382,46 @@ class PackSet:
 
 # Modules that register shutdown or per-request hooks close clients other modules create
 # (`lifespan.py` importing only `contextlib` and `app.db`): DPL301/DPL303 need them parsed.
-_LIFECYCLE_HOOKS = re.compile(
-    rb"\b(?:lifespan|on_shutdown|on_cleanup|cleanup_ctx|after_serving|worker_exit|"
-    rb"worker_process_shutdown|worker_shutdown|atexit|teardown_appcontext|teardown_request|"
-    rb"request_finished|add_event_handler)\b"
+_HOOK_WORDS = (
+    b"lifespan",
+    b"on_shutdown",
+    b"on_cleanup",
+    b"cleanup_ctx",
+    b"after_serving",
+    b"worker_exit",
+    b"worker_process_shutdown",
+    b"worker_shutdown",
+    b"atexit",
+    b"teardown_appcontext",
+    b"teardown_request",
+    b"request_finished",
+    b"add_event_handler",
 )
+_LIFECYCLE_HOOKS = re.compile(rb"\b(?:" + b"|".join(_HOOK_WORDS) + rb")\b")
+# How far before `://` a URL's scheme (`postgresql+asyncpg`) can start.
+_SCHEME_REACH = 64
+
+
+def mentions_lifecycle_hook(source: bytes) -> bool:
+    """`lifespan`, `atexit`, `on_shutdown`, ... as a word. Substring tests first: they are
+    plain memory scans, many times cheaper than the regex over a file that has none."""
+    return any(word in source for word in _HOOK_WORDS) and bool(_LIFECYCLE_HOOKS.search(source))
+
+
 _IMPORTED = re.compile(rb"^[ \t]*(?:from[ \t]+(\.|[\w.]+)[ \t]+import|import[ \t]+([\w.]+))", re.M)
 
 
 # CPython's own test package, private C modules and `__main__` are not project code either.
 _STANDARD = sys.stdlib_module_names | {"__main__", "test"}
+
+
+_STANDARD_BYTES = frozenset(name.encode() for name in _STANDARD)
+
+
+def _may_import_project_code(tops: frozenset[bytes]) -> bool:
+    """A cheap gate for `imports_project_code`: `tops` names every module it could count (a
+    relative import's top is empty), so False here is False there."""
+    return any(not top or (top not in _STANDARD_BYTES and top[:1] != b"_") for top in tops)
 
 
 def imports_project_code(source: bytes) -> bool:
@@ -418,24 +456,33 @@ def _tops(modules: Iterable[str]) -> frozenset[bytes]:
 
 
 # `from redis.asyncio import ...`, `import a, redis`, `import x as y, psycopg2`, indented too.
-_IMPORT_LINE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([^\n#;]+))", re.M
-)
+# `from x import` and `import x, y` at the start of a line (after blanks). Two patterns that
+# begin with a literal word, checked for the line start afterwards: the regex engine skips to
+# the word quickly, where one `^[ \t]*(?:...)` pattern is tried at every character of the file.
+_FROM_IMPORT = re.compile(rb"from[ \t]+([\w.]+)[ \t]+import\b")
+_PLAIN_IMPORT = re.compile(rb"import[ \t]+([^\n#;]+)")
 
 
 def imported_tops(source: bytes) -> frozenset[bytes]:
     """The top-level names of every module the source imports (by line, without parsing)."""
     source = source.removeprefix(codecs.BOM_UTF8)
     tops: set[bytes] = set()
-    for match in _IMPORT_LINE.finditer(source):
-        if match.group(1) is not None:
+    for match in _FROM_IMPORT.finditer(source):
+        if _starts_line(source, match.start()):
             tops.add(match.group(1).split(b".", 1)[0])
-            continue
-        for part in match.group(2).split(b","):
-            words = part.split()
-            if words:
-                tops.add(words[0].split(b".", 1)[0].strip(b"()\\"))
+    for match in _PLAIN_IMPORT.finditer(source):
+        if _starts_line(source, match.start()):
+            for part in match.group(1).split(b","):
+                words = part.split()
+                if words:
+                    tops.add(words[0].split(b".", 1)[0].strip(b"()\\"))
     return frozenset(tops)
+
+
+def _starts_line(source: bytes, start: int) -> bool:
+    """Only blanks between the line's start and `start`."""
+    line = source.rfind(b"\n", 0, start) + 1
+    return not source[line:start].strip(b" \t")
 
 
 # --- loading -------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.engine import FileInput, FileResult, _mentioning_builders
-from dbpoollint.packs import imports_project_code, load_packs
+from dbpoollint.packs import imported_tops, imports_project_code, load_packs
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,31 @@ def test_a_package_init_is_parsed_only_when_it_names_a_known_submodule() -> None
     results = [FileResult("top/deps/cache.py", summary=nested)]
     chosen = {job[0] for job in _mentioning_builders([parent, top], results)}
     assert chosen == {"top/deps/__init__.py", "top/__init__.py"}
+
+
+@pytest.mark.parametrize(
+    ("source", "tops"),
+    [
+        (b"import os\nimport a.b, c as d\n", {b"os", b"a", b"c"}),
+        (b"    from pkg.mod import x\nif y:\n\timport z\n", {b"pkg", b"z"}),
+        (b"from . import x\n", {b""}),
+        # Mid-line, in a string or a comment: not an import line.
+        (b"text = 'from a import b'\n# import c\nx = 1; import d\n", set()),
+        (b"\xef\xbb\xbfimport sqlalchemy\n", {b"sqlalchemy"}),
+    ],
+)
+def test_imported_tops_reads_import_lines_only(source: bytes, tops: set[bytes]) -> None:
+    assert imported_tops(source) == tops
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (b'URL = "postgresql+asyncpg://u@h/db"\n', True),
+        (b'see = "https://example.com"\nURL = "redis://cache:6379/0"\n', True),
+        (b'see = "https://example.com/postgresql"\n', False),
+        (b"no url here\n", False),
+    ],
+)
+def test_url_literals_are_found_next_to_their_scheme(source: bytes, expected: bool) -> None:
+    assert load_packs([]).worth_parsing(source) is expected
