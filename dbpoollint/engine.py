@@ -284,13 +284,17 @@ def _mentioning_builders(
     chosen: list[FileInput] = []
     packages: list[tuple[FileInput, set[bytes]]] = []
     for item in candidates:
+        data = item.data or b""
         # A set of the file's identifiers: several times faster than one regex alternating
-        # over every builder's name.
-        identifiers = set(_IDENTIFIER.findall(item.data or b""))
-        if not names.isdisjoint(identifiers):
-            chosen.append(item)
-        elif item.path.endswith("__init__.py") and _REEXPORT.search(item.data or b""):
-            packages.append((item, identifiers))
+        # over every builder's name. Read only when there is something to look for.
+        identifiers: set[bytes] | None = None
+        if names:
+            identifiers = set(_IDENTIFIER.findall(data))
+            if not names.isdisjoint(identifiers):
+                chosen.append(item)
+                continue
+        if item.path.endswith("__init__.py") and _REEXPORT.search(data):
+            packages.append((item, identifiers or set(_IDENTIFIER.findall(data))))
     # A package's `__init__` matters when it names one of its own modules that the join knows
     # (`from .cache import client` in deps/ when deps.cache was parsed); once chosen, so does
     # the package above it that names it.
