@@ -10,7 +10,7 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dbpoollint.analysis.lifecycle import function_keys
-from dbpoollint.analysis.multiplex import Multiplexer, visit_all
+from dbpoollint.analysis.multiplex import AncestorsVisitor, Multiplexer, visit_all
 from dbpoollint.analysis.positions import StatementPositions
 from dbpoollint.analysis.walk import children, walk
 from dbpoollint.engine import analyse_file
@@ -283,3 +283,32 @@ def test_shutdown_hook_defined_below_its_registration(tmp_path: Path) -> None:
         path.read_text().replace('app.add_event_handler("shutdown", close_engine)', "pass")
     )
     assert [f["code"] for f in check_json(path) if f["code"] == "DPL301"] == ["DPL301"]
+
+
+class CallParents(AncestorsVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[list[str]] = []
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self.seen.append([type(a).__name__ for a in self.ancestors])
+
+
+def test_ancestors_visitors_see_the_same_ancestors_multiplexed() -> None:
+    alone, together = CallParents(), CallParents()
+    cst.parse_module(SOURCE).visit(alone)
+    visit_all(cst.parse_module(SOURCE), [CallNames(), together, CallParents()])
+    assert together.seen == alone.seen
+    assert len(together.seen) == 2  # call_a and call_b; call_c is in the skipped class
+
+
+def test_an_ancestors_visitor_with_its_own_on_visit_is_refused() -> None:
+    class Counting(AncestorsVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            return super().on_visit(node)
+
+    with pytest.raises(TypeError):
+        Multiplexer([Counting()])

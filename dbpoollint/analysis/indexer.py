@@ -28,7 +28,7 @@ from dbpoollint.analysis.model import (
     ModuleSummary,
     span_of,
 )
-from dbpoollint.analysis.multiplex import visit_subtree
+from dbpoollint.analysis.multiplex import AncestorsVisitor, visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.analysis.value_reader import read_value
 from dbpoollint.analysis.vocabulary import CONSTRUCTORS
@@ -64,7 +64,7 @@ def absolute_name(name: str, package: str) -> str:
     return ".".join([*parts, stripped]) if parts else stripped
 
 
-class ModuleIndexer(cst.CSTVisitor):
+class ModuleIndexer(AncestorsVisitor):
     # Only scopes: qualified names are asked for the few nodes that matter, and positions are
     # resolved afterwards for the creation sites alone. Both are whole-tree passes otherwise.
     METADATA_DEPENDENCIES = (ScopesProvider,)
@@ -74,7 +74,6 @@ class ModuleIndexer(cst.CSTVisitor):
         self.summary = summary
         self.packs = packs
         self.package = package
-        self.ancestors: list[cst.CSTNode] = []
         self.scopes: list[tuple[str, str]] = []
         self.instances: dict[str, set[str]] = {}
         self.imported_names: set[str] = set()
@@ -103,14 +102,6 @@ class ModuleIndexer(cst.CSTVisitor):
         )
 
     # --- bookkeeping -------------------------------------------------------------------------
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.ancestors.append(node)
-        return super().on_visit(node)
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        super().on_leave(original_node)
-        self.ancestors.pop()
 
     def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
         return self._qualified(node)[0]

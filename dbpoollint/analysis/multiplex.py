@@ -26,6 +26,31 @@ Enter = Callable[[cst.CSTNode], "bool | None"]
 Leave = Callable[[cst.CSTNode], None]
 
 
+class AncestorsVisitor(cst.CSTVisitor):
+    """A visitor that reads `self.ancestors`: the nodes from the root down to the current one.
+
+    Walked alone it keeps the list itself. Under a `Multiplexer` it shares the multiplexer's
+    list, and its `visit_X` / `leave_X` are called directly: no per-node `on_visit` of its own,
+    which is what libcst's dispatch would otherwise cost on every node, for every such visitor.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ancestors: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self.ancestors.append(node)
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        super().on_leave(original_node)
+        self.ancestors.pop()
+
+
+_ANCESTORS_VISIT = AncestorsVisitor.on_visit
+_ANCESTORS_LEAVE = AncestorsVisitor.on_leave
+
+
 class Multiplexer(cst.CSTVisitor):
     """Forward one walk to several visitors, honouring each one's "skip this subtree"."""
 
@@ -52,6 +77,14 @@ class Multiplexer(cst.CSTVisitor):
         self.owners: dict[cst.CSTNode, cst.CSTNode] = {}
         self._depth = 0
         self._top: cst.CSTNode | None = None
+        self.ancestors: list[cst.CSTNode] = []
+        for visitor in self.visitors:
+            if isinstance(visitor, AncestorsVisitor):
+                cls = type(visitor)
+                if cls.on_visit is not _ANCESTORS_VISIT or cls.on_leave is not _ANCESTORS_LEAVE:
+                    # Its own on_visit would push onto the shared list a second time.
+                    raise TypeError(f"{cls.__name__} overrides on_visit or on_leave")
+                visitor.ancestors = self.ancestors
 
     def _callbacks(self, kind: type[cst.CSTNode]) -> None:
         """Per node type, only the visitors that do something with it (looked up once)."""
@@ -59,12 +92,13 @@ class Multiplexer(cst.CSTVisitor):
         leave: list[tuple[int, Leave]] = []
         for index, visitor in enumerate(self.visitors):
             cls = type(visitor)
-            if cls.on_visit is not _VISIT:
+            shares = isinstance(visitor, AncestorsVisitor)  # its on_visit only keeps ancestors
+            if cls.on_visit is not _VISIT and not shares:
                 enter.append((index, visitor.on_visit))
             else:
                 if _own(cls, f"visit_{kind.__name__}") is not None:
                     enter.append((index, getattr(visitor, f"visit_{kind.__name__}")))
-            if cls.on_leave is not _LEAVE:
+            if cls.on_leave is not _LEAVE and not shares:
                 leave.append((index, visitor.on_leave))
             else:
                 if _own(cls, f"leave_{kind.__name__}") is not None:
@@ -79,6 +113,7 @@ class Multiplexer(cst.CSTVisitor):
             self._top = node
         if self._top is not None:
             self.owners[node] = self._top
+        self.ancestors.append(node)
         kind = type(node)
         if kind not in self._enter:
             self._callbacks(kind)
@@ -97,6 +132,7 @@ class Multiplexer(cst.CSTVisitor):
         if skipping:
             for index in [i for i, n in skipping.items() if n is original_node]:
                 del skipping[index]
+        self.ancestors.pop()
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         for index, visitor in self._attribute_users:

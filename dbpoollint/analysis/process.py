@@ -34,7 +34,7 @@ from dbpoollint.analysis.model import (
     ProcessFacts,
     span_of,
 )
-from dbpoollint.analysis.multiplex import visit_subtree
+from dbpoollint.analysis.multiplex import AncestorsVisitor, visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.packs import PackSet
 
@@ -64,7 +64,7 @@ class _Loop:
     body: cst.BaseSuite | None
 
 
-class ProcessVisitor(cst.CSTVisitor):
+class ProcessVisitor(AncestorsVisitor):
     METADATA_DEPENDENCIES = (ScopesProvider,)
 
     def __init__(self, summary: ModuleSummary, packs: PackSet, package: str) -> None:
@@ -73,7 +73,6 @@ class ProcessVisitor(cst.CSTVisitor):
         self.facts: ProcessFacts = summary.process
         self.packs = packs
         self.package = package
-        self.ancestors: list[cst.CSTNode] = []
         self.scopes: list[tuple[str, str]] = []  # ("function" | "class", key)
         # Loops per scope: a nested function's body does not run per iteration of the outer one.
         self.active: list[list[_Loop]] = [[]]
@@ -82,14 +81,6 @@ class ProcessVisitor(cst.CSTVisitor):
         self.pending: list[tuple[cst.CSTNode, object]] = []
 
     # --- bookkeeping ----------------------------------------------------------------------------
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.ancestors.append(node)
-        return super().on_visit(node)
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        super().on_leave(original_node)
-        self.ancestors.pop()
 
     def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], bool]:
         """Qualified names, and whether they name an import or a module-level definition."""

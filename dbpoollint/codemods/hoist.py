@@ -30,7 +30,7 @@ from libcst.metadata import (
 )
 from libcst.metadata.base_provider import ProviderT
 
-from dbpoollint.analysis.multiplex import visit_subtree
+from dbpoollint.analysis.multiplex import AncestorsVisitor, visit_subtree
 from dbpoollint.analysis.scopes import ScopesProvider
 from dbpoollint.checks.base import Fix
 from dbpoollint.codemods.imports import add_stdlib_import
@@ -115,7 +115,7 @@ def _getter_code(name: str, variable: str, construction: str, call: ClientCall) 
     )
 
 
-class _Planning(cst.CSTVisitor):
+class _Planning(AncestorsVisitor):
     """How a hoist is judged, shared by `hoist` (`_Finder`) and the analysis (`HoistPlanner`)."""
 
     # Qualified names come from the scopes (QualifiedNameProvider would cost one more walk).
@@ -124,21 +124,14 @@ class _Planning(cst.CSTVisitor):
     def __init__(self) -> None:
         super().__init__()
         self.functions: list[cst.FunctionDef] = []
-        self.ancestors: list[cst.CSTNode] = []
         self.targets: list[_Target] = []
         self.plans: dict[HoistRequest, HoistPlan] = {}
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.ancestors.append(node)
-        if isinstance(node, cst.FunctionDef):
-            self.functions.append(node)
-        return super().on_visit(node)
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.append(node)
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        super().on_leave(original_node)
-        self.ancestors.pop()
-        if isinstance(original_node, cst.FunctionDef):
-            self.functions.pop()
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.functions.pop()
 
     def _plan(self, request: HoistRequest, node: cst.Call) -> HoistPlan:
         function = self.functions[-1]
