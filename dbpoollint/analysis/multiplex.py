@@ -161,8 +161,10 @@ def _attribute_fields(cls: type) -> frozenset[tuple[str, str]]:
     )
 
 
+@functools.cache
 def _own(cls: type, name: str) -> object | None:
-    """`cls.name` unless it is one of libcst's empty stubs (every visitor class has them all)."""
+    """`cls.name` unless it is one of libcst's empty stubs (every visitor class has them all).
+    Cached: each file's multiplexer asks again for every node type it meets."""
     method: object | None = getattr(cls, name, None)
     if method is None or getattr(method, "__module__", "").startswith("libcst."):
         return None
