@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from dbpoollint.analysis import slicing
 from dbpoollint.analysis.contexts import SERVICE, classify, judges
 from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.analysis.propagate import (
@@ -57,9 +58,16 @@ class CheckResult:
 
 
 def analyse_file(
-    path: str, data: bytes, module: str, is_test: bool, packs: PackSet, force: bool = False
+    path: str,
+    data: bytes,
+    module: str,
+    is_test: bool,
+    packs: PackSet,
+    force: bool = False,
+    slice_workers: int = 1,
 ) -> FileResult:
-    """Parse one file (if it can matter) and summarise it."""
+    """Parse one file (if it can matter) and summarise it; the slices of a very large one in
+    `slice_workers` processes."""
     result = FileResult(path)
     if not force and not packs.worth_parsing(data):
         return result
@@ -69,6 +77,16 @@ def analyse_file(
         result.findings.append(file_finding(path, "DPL002", f"cannot read file: {error}"))
         return result
     result.suppressions = parse_suppressions(source.text)
+    if data.count(b"\n") > slicing.SLICE_ABOVE_LINES:
+        # A module this large is parsed in slices; CPython's verdict comes with the slicing.
+        from dbpoollint.analysis.sliced import summarise_sliced
+
+        sliced = summarise_sliced(path, data, source.text, module, is_test, packs, slice_workers)
+        if sliced is not None:
+            result.summary, failure = sliced
+            if failure is not None:
+                result.findings.append(failure)
+            return result
     verdict = python_verdict(path, source.text)
     if verdict.fatal:
         # Never hand libcst what crashes its native parser: the whole run would die.
@@ -340,10 +358,11 @@ def _run_jobs(
     workers = worker_count(jobs)
     tick = progress or (lambda path: None)
     results: list[FileResult] = []
-    # Worker start-up costs about as much as parsing a handful of files.
+    # Worker start-up costs about as much as parsing a handful of files. Run here, a very
+    # large file may still use the workers for its slices.
     if workers <= 1 or len(pending) < 8:
         for job in pending:
-            results.append(analyse_file(*job[:4], packs, job[4]))
+            results.append(analyse_file(*job[:4], packs, job[4], workers))
             tick(job[0])
         return results
     chunks = deque(

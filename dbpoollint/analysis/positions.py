@@ -10,7 +10,7 @@ for the statements that hold a node someone asks about.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import libcst as cst
 from libcst.metadata import CodeRange, PositionProvider
@@ -23,7 +23,9 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
     """`positions[node]` as PositionProvider would give it, computed per top-level statement.
 
     `owners` maps every node of the module to the top-level statement (or header line) that
-    holds it: the multiplexed walk records it as it goes.
+    holds it: the multiplexed walk records it as it goes. `original_line` maps a line of this
+    module's source to the line of the file it was cut from (`slicing`): a top-level statement's
+    lines are never split, so mapping each statement's first line is enough.
     """
 
     def __init__(
@@ -31,9 +33,11 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         module: cst.Module,
         owners: Mapping[cst.CSTNode, cst.CSTNode],
         statement_lines: Sequence[int] | None = None,
+        original_line: Callable[[int], int] | None = None,
     ) -> None:
         self._module = module
         self._owners = owners
+        self._original_line = original_line
         self._first_lines = _from_statement_lines(module, statement_lines)
         self._provider = PositionProvider()
         self._done: set[cst.CSTNode] = set()
@@ -67,8 +71,9 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
             self._first_lines = {}
             line = 1
             module = self._module
+            original = self._original_line
             for part in (*module.header, *module.body, *module.footer):
-                self._first_lines[part] = line
+                self._first_lines[part] = line if original is None else original(line)
                 code = module.code_for_node(part)
                 line += code.count("\n") if "\r" not in code else len(_NEWLINE.findall(code))
         return self._first_lines[statement]

@@ -7,6 +7,8 @@ not in the cache, so a warm run never loads libcst.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 
@@ -47,25 +49,68 @@ def summarise(
     except cst.ParserSyntaxError as error:
         return None, _parse_failure(path, verdict, error)
     except RecursionError:
-        return None, file_finding(path, "DPL002", "cannot analyse: too deeply nested")
-    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+        return None, _too_deep(path)
     summary = ModuleSummary(path=path, module=module, is_test=is_test)
+    walked = collect(
+        summary,
+        module_node,
+        packs,
+        Wanted.of(data),
+        function_keys(module_node),
+        statement_lines=verdict.statement_lines,
+    )
+    if walked is None:
+        return None, _too_deep(path)
+    finish_module(summary, packs, data, walked.imported_modules, walked.registrations)
+    return summary, None
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which optional collectors a module needs: decided on the whole file's bytes."""
+
+    flask_sqlalchemy: bool
+    django_databases: bool
+
+    @classmethod
+    def of(cls, data: bytes) -> Wanted:
+        return cls(bool(FLASK_SQLALCHEMY.search(data)), bool(DJANGO_DATABASES.search(data)))
+
+
+def collect(
+    summary: ModuleSummary,
+    module_node: cst.Module,
+    packs: PackSet,
+    wanted: Wanted,
+    keys: Collection[str],
+    original_line: Callable[[int], int] | None = None,
+    watchers: Callable[[ModuleIndexer], Sequence[cst.CSTVisitor]] | None = None,
+    statement_lines: Sequence[int] | None = None,
+) -> ModuleIndexer | None:
+    """One walk of `module_node` into `summary`; the indexer (for `finish_module`), or None when
+    the tree is too deep to walk. `keys` are the module's function keys (`function_keys`);
+    `original_line` maps the lines of a slice to the file's and `statement_lines` are CPython's
+    statement lines (both for `StatementPositions`); `watchers` (given the indexer) walk first,
+    before any collector sees a node."""
+    module = summary.module
+    package = module if summary.path.endswith("__init__.py") else module.rpartition(".")[0]
     indexer = ModuleIndexer(summary, packs, package)
     url_facts = UrlFactVisitor(summary, packs, package)
-    lifecycle = LifecycleVisitor(summary, packs, package, function_keys(module_node))
+    lifecycle = LifecycleVisitor(summary, packs, package, keys)
     process = ProcessVisitor(summary, packs, package)
     planner = HoistPlanner(indexer.site_nodes, packs)
     collectors: list[FactCollector] = [indexer, planner, url_facts, lifecycle, process]
-    if FLASK_SQLALCHEMY.search(data):
+    if wanted.flask_sqlalchemy:
         collectors.append(FlaskSqlalchemyVisitor(summary))
-    if DJANGO_DATABASES.search(data):
+    if wanted.django_databases:
         collectors.append(DatabasesVisitor(summary))
     try:
         # One walk feeds every collector; positions are resolved once, for all of them.
-        owners = visit_all(module_node, collectors)
+        first = watchers(indexer) if watchers is not None else ()
+        owners = visit_all(module_node, [*first, *collectors])
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
-            positions = StatementPositions(module_node, owners, verdict.statement_lines)
+            positions = StatementPositions(module_node, owners, statement_lines, original_line)
             indexer.finish(positions)
             for collector in pending:
                 collector.finish(positions)
@@ -73,11 +118,25 @@ def summarise(
                 start = positions[node].start
                 summary.hoist_plans[(start.line, start.column + 1)] = plans
     except RecursionError:
-        return None, file_finding(path, "DPL002", "cannot analyse: too deeply nested")
-    find_roots(summary, packs, indexer.imported_modules, indexer.registrations)
-    summary.context_markers = module_markers(data, indexer.imported_modules)
+        return None
+    return indexer
+
+
+def finish_module(
+    summary: ModuleSummary,
+    packs: PackSet,
+    data: bytes,
+    imported_modules: set[str],
+    registrations: list[tuple[frozenset[str], str, bool]],
+) -> None:
+    """What is decided on the module as a whole, once every statement is in `summary`."""
+    find_roots(summary, packs, imported_modules, registrations)
+    summary.context_markers = module_markers(data, imported_modules)
     classify(summary, "", summary.context_markers)
-    return summary, None
+
+
+def _too_deep(path: str) -> Finding:
+    return file_finding(path, "DPL002", "cannot analyse: too deeply nested")
 
 
 def _parse_failure(path: str, verdict: PythonVerdict, error: cst.ParserSyntaxError) -> Finding:
