@@ -3,10 +3,10 @@
 libcst's tree costs far more memory per line than the source, and a tree of 200,000 lines does
 not fit in a worker. Above `SLICE_ABOVE_LINES` a module is analysed as slices of about
 `SLICE_LINES` lines of its own top-level statements. Each slice's source also carries a
-*prelude*: verbatim copies of the other top-level statements that bind a name the slice uses
-(and, transitively, the names those use), in their original order. Every name a slice reads
-then has all of its module-level bindings in view, as in the whole module, while the
-prelude stays as small as the slice's real dependencies, not the module.
+*prelude*: verbatim copies of the other top-level statements that bind or change a name the
+slice reads (and, transitively, the names those read), in their original order. Every name a
+slice reads then resolves as in the whole module, while the prelude stays as small as the
+slice's real dependencies, not the module (see `_prelude`).
 
 Every piece of a slice's source is a run of whole original lines, so a position in it maps back
 to the original by a line offset per piece; columns never change.
