@@ -7,7 +7,8 @@ import codecs
 import io
 import re
 import tokenize
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -75,6 +76,8 @@ class PythonVerdict:
     # Per top-level statement of CPython's tree, the line its first token is on, when every
     # one starts plainly at column 0 (see `statement_lines`); None when any does not.
     statement_lines: tuple[int, ...] | None = None
+    # The same for the statements of top-level classes, by the class's index in `tree.body`.
+    member_lines: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 def python_verdict(path: str, text: str) -> PythonVerdict:
@@ -95,38 +98,66 @@ def python_verdict(path: str, text: str) -> PythonVerdict:
             return PythonVerdict(False, fatal=True, reason=str(error))
         return PythonVerdict(False, reason=str(error))
     assert isinstance(tree, ast.Module)
-    return PythonVerdict(True, statement_lines=statement_lines(tree, text))
+    lines = _LINE_BREAK.split(text)
+    return PythonVerdict(
+        True,
+        statement_lines=_block_lines(tree.body, lines),
+        member_lines=_member_lines(tree, lines),
+    )
 
 
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def statement_lines(tree: ast.Module, text: str) -> tuple[int, ...] | None:
-    """The line each top-level statement (its first decorator, if any) starts on.
+    """The line each top-level statement (its first decorator, if any) starts on."""
+    return _block_lines(tree.body, _LINE_BREAK.split(text))
 
-    CPython's positions are exact for a statement that starts at column 0 of its line, the line
-    before it not continued by a backslash; anything else (`@` and its expression on different
-    lines, say) gives None, and the caller counts the lines itself.
+
+def _block_lines(statements: Sequence[ast.stmt], lines: Sequence[str]) -> tuple[int, ...] | None:
+    """The line each statement of one block (its first decorator, if any) starts on.
+
+    CPython's positions are exact for a statement that starts its line after the block's
+    indentation, the line before it not continued by a backslash; anything else (`@` and its
+    expression on different lines, say) gives None, and the caller counts the lines itself.
     """
-    lines = _LINE_BREAK.split(text)
     starts = []
     previous_end = 0
-    for statement in tree.body:
+    indent: str | None = None
+    for statement in statements:
         decorators = getattr(statement, "decorator_list", None)
         first = decorators[0] if decorators else statement
         line = first.lineno
         code = lines[line - 1] if 0 < line <= len(lines) else ""
+        if line == previous_end and not decorators:
+            starts.append(line)  # after a `;`: the same line, the same libcst statement
+            previous_end = statement.end_lineno or line
+            continue
+        body = code.lstrip(" \t")
+        here = code[: len(code) - len(body)]
+        if indent is None:
+            indent = here
+        plain = here == indent and body[:1] not in ("", "#", "\x0c")
         if decorators:
-            plain = code.startswith("@")
-        elif line == previous_end:
-            plain = True  # after a `;`: the same line, the same libcst statement
+            plain = plain and body.startswith("@")
         else:
-            plain = first.col_offset == 0 and code[:1] not in ("", " ", "\t", "#", "\x0c")
+            plain = plain and first.col_offset == len(indent)
         if not plain or (line > 1 and lines[line - 2].endswith("\\")):
             return None
         starts.append(line)
         previous_end = statement.end_lineno or line
     return tuple(starts)
+
+
+def _member_lines(tree: ast.Module, lines: Sequence[str]) -> dict[int, tuple[int, ...]]:
+    """`_block_lines` of each top-level class whose body is an indented block."""
+    found = {}
+    for index, statement in enumerate(tree.body):
+        if isinstance(statement, ast.ClassDef) and statement.body[0].lineno > statement.lineno:
+            members = _block_lines(statement.body, lines)
+            if members is not None:
+                found[index] = members
+    return found
 
 
 def bracket_depth_exceeds(text: str, limit: int) -> bool:

@@ -146,20 +146,25 @@ def _parses(path: Path) -> cst.Module | None:
 @pytest.mark.parametrize("from_cpython", [False, True])
 def test_statement_positions_equal_libcsts(from_cpython: bool) -> None:
     """Counting lines by rendering, or taking them from CPython's tree: libcst's positions."""
-    checked = 0
+    checked = rendered_alone = 0
     for path in _corpus()[::3]:
         module = _parses(path)
         if module is None:
             continue
         expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         owners = visit_all(module, [CallNames()])
-        lines = python_verdict(str(path), module.code).statement_lines if from_cpython else None
+        verdict = python_verdict(str(path), module.code)
+        lines = verdict.statement_lines if from_cpython else None
         assert lines is not None or not from_cpython
-        positions = StatementPositions(module, owners, lines)
+        members = verdict.member_lines if from_cpython else None
+        positions = StatementPositions(module, owners, lines, None, members)
+        rendered_alone += len(positions._members)
         for node in owners:
             assert positions[node] == expected[node], (path, type(node).__name__)
             checked += 1
     assert checked > 10_000
+    # From CPython's lines, a class's statements are positioned one at a time.
+    assert (rendered_alone > 100) is from_cpython
 
 
 @pytest.mark.parametrize(
@@ -312,3 +317,22 @@ def test_an_ancestors_visitor_with_its_own_on_visit_is_refused() -> None:
 
     with pytest.raises(TypeError):
         Multiplexer([Counting()])
+
+
+def test_member_lines_from_cpython() -> None:
+    source = (
+        "class A:\n"
+        "    x = 1; y = 2\n"
+        "\n"
+        "    # note\n"
+        "    @property\n"
+        "    def f(self):\n"
+        "        return 1\n"
+        "class B: pass\n"
+        "class C:\n"
+        "    @\\\n"
+        "    d\n"
+        "    def g(self): ...\n"
+    )
+    # B's body shares its line; C's decorator is continued: neither is known member by member.
+    assert python_verdict("m.py", source).member_lines == {0: (2, 2, 5)}

@@ -73,10 +73,13 @@ class Multiplexer(cst.CSTVisitor):
         self._skipping: dict[int, cst.CSTNode] = {}
         self._enter: dict[type[cst.CSTNode], tuple[tuple[int, Enter], ...]] = {}
         self._leave: dict[type[cst.CSTNode], tuple[tuple[int, Leave], ...]] = {}
-        # Every node walked -> the top-level statement that holds it, for `StatementPositions`.
+        # Every node walked -> the top-level statement that holds it, or the statement of a
+        # top-level class: what `StatementPositions` renders to position it.
         self.owners: dict[cst.CSTNode, cst.CSTNode] = {}
         self._depth = 0
         self._top: cst.CSTNode | None = None
+        self._class_body: cst.CSTNode | None = None
+        self._member: cst.CSTNode | None = None
         self.ancestors: list[cst.CSTNode] = []
         for visitor in self.visitors:
             if isinstance(visitor, AncestorsVisitor):
@@ -111,8 +114,11 @@ class Multiplexer(cst.CSTVisitor):
         self._depth = depth + 1
         if depth == 1:
             self._top = node
+            self._class_body = node.body if type(node) is cst.ClassDef else None
+        elif depth == 3 and self._class_body is not None and self.ancestors[-1] is self._class_body:
+            self._member = node
         if self._top is not None:
-            self.owners[node] = self._top
+            self.owners[node] = self._member or self._top
         self.ancestors.append(node)
         kind = type(node)
         if kind not in self._enter:
@@ -133,6 +139,8 @@ class Multiplexer(cst.CSTVisitor):
             for index in [i for i, n in skipping.items() if n is original_node]:
                 del skipping[index]
         self.ancestors.pop()
+        if original_node is self._member:
+            self._member = None
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         for index, visitor in self._attribute_users:

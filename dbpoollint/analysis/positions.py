@@ -34,11 +34,21 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         owners: Mapping[cst.CSTNode, cst.CSTNode],
         statement_lines: Sequence[int] | None = None,
         original_line: Callable[[int], int] | None = None,
+        member_lines: Mapping[int, Sequence[int]] | None = None,
     ) -> None:
         self._module = module
         self._owners = owners
         self._original_line = original_line
-        self._first_lines = _from_statement_lines(module, statement_lines)
+        self._first_lines, self._members = _from_statement_lines(
+            module, statement_lines, member_lines or {}
+        )
+        # A class's statements -> the class: positioned with it when theirs are not known.
+        self._class_of: dict[cst.CSTNode, cst.CSTNode] = {
+            member: statement
+            for statement in module.body
+            if isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock)
+            for member in statement.body.body
+        }
         self._provider = PositionProvider()
         self._done: set[cst.CSTNode] = set()
 
@@ -46,6 +56,8 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         computed = self._provider._computed
         if node not in computed:
             owner = self._owners.get(node)
+            if owner is not None and owner not in self._members:
+                owner = self._class_of.get(owner, owner)
             # A node no walk reached (a child kept from a skipped subtree): position them all.
             module = self._module
             for part in [owner] if owner is not None else [*module.header, *module.body]:
@@ -57,12 +69,16 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         return position
 
     def _position_statement(self, statement: cst.CSTNode) -> None:
+        member = self._members.get(statement)
         state = PositionProvidingCodegenState(
             default_indent=self._module.default_indent,
             default_newline=self._module.default_newline,
             provider=self._provider,
-            line=self._first_line(statement),
+            line=member[0] if member is not None else self._first_line(statement),
         )
+        if member is not None:
+            # A class's statement renders as inside its class: after the class body's indent.
+            state.increase_indent(member[1])
         statement._codegen(state)
 
     def _first_line(self, statement: cst.CSTNode) -> int:
@@ -86,23 +102,55 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
 
 
 def _from_statement_lines(
-    module: cst.Module, statement_lines: Sequence[int] | None
-) -> dict[cst.CSTNode, int] | None:
+    module: cst.Module,
+    statement_lines: Sequence[int] | None,
+    member_lines: Mapping[int, Sequence[int]],
+) -> tuple[dict[cst.CSTNode, int] | None, dict[cst.CSTNode, tuple[int, str]]]:
     """First lines from CPython's statement positions (`source.statement_lines`), which cost
-    nothing to read, instead of rendering the module; None when the two trees disagree."""
+    nothing to read, instead of rendering the module; None when the two trees disagree. Also
+    the first line and indent of the statements of top-level classes whose lines are known."""
+    members: dict[cst.CSTNode, tuple[int, str]] = {}
     if statement_lines is None:
-        return None
+        return None, members
     first_lines: dict[cst.CSTNode, int] = {}
     for number, part in enumerate(module.header, start=1):
         first_lines[part] = number
     index, previous = 0, len(module.header)
     for statement in module.body:
         if index >= len(statement_lines):
-            return None
+            return None, {}
         line = statement_lines[index] - len(statement.leading_lines)
         if line <= previous or (index == 0 and line != len(module.header) + 1):
-            return None
+            return None, {}
         first_lines[statement] = previous = line
+        inner = member_lines.get(index)
+        if inner is not None and isinstance(statement, cst.ClassDef):
+            block = statement.body
+            if isinstance(block, cst.IndentedBlock):
+                known = _lines(block.body, line + 1, inner)
+                indent = module.default_indent if block.indent is None else block.indent
+                members.update({m: (first, indent) for m, first in (known or {}).items()})
         # `a = 1; b = 2` is one libcst statement and two of CPython's.
         index += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-    return first_lines if index == len(statement_lines) else None
+    if index != len(statement_lines):
+        return None, {}
+    return first_lines, members
+
+
+def _lines(
+    statements: Sequence[cst.BaseStatement], earliest: int, starts: Sequence[int]
+) -> dict[cst.CSTNode, int] | None:
+    """Each statement's first line from its first token's line (CPython's), less its leading
+    blank and comment lines; None when they do not line up."""
+    found: dict[cst.CSTNode, int] = {}
+    index, previous = 0, earliest - 1
+    for statement in statements:
+        if index >= len(starts):
+            return None
+        # Every statement of a block (a line of simple ones, or a compound) has leading lines.
+        line = starts[index] - len(getattr(statement, "leading_lines", ()))
+        if line <= previous:
+            return None
+        found[statement] = previous = line
+        index += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+    return found if index == len(starts) else None

@@ -7,7 +7,7 @@ not in the cache, so a warm run never loads libcst.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -58,6 +58,7 @@ def summarise(
         Wanted.of(data),
         function_keys(module_node),
         statement_lines=verdict.statement_lines,
+        member_lines=verdict.member_lines,
     )
     if walked is None:
         return None, _too_deep(path)
@@ -86,11 +87,13 @@ def collect(
     original_line: Callable[[int], int] | None = None,
     watchers: Callable[[ModuleIndexer], Sequence[cst.CSTVisitor]] | None = None,
     statement_lines: Sequence[int] | None = None,
+    member_lines: Mapping[int, Sequence[int]] | None = None,
 ) -> ModuleIndexer | None:
     """One walk of `module_node` into `summary`; the indexer (for `finish_module`), or None when
     the tree is too deep to walk. `keys` are the module's function keys (`function_keys`);
-    `original_line` maps the lines of a slice to the file's and `statement_lines` are CPython's
-    statement lines (both for `StatementPositions`); `watchers` (given the indexer) walk first,
+    `original_line` maps the lines of a slice to the file's; `statement_lines` and
+    `member_lines` are CPython's lines of the top-level statements and of top-level classes'
+    statements (all three for `StatementPositions`); `watchers` (given the indexer) walk first,
     before any collector sees a node."""
     module = summary.module
     package = module if summary.path.endswith("__init__.py") else module.rpartition(".")[0]
@@ -110,7 +113,9 @@ def collect(
         owners = visit_all(module_node, [*first, *collectors])
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
-            positions = StatementPositions(module_node, owners, statement_lines, original_line)
+            positions = StatementPositions(
+                module_node, owners, statement_lines, original_line, member_lines
+            )
             indexer.finish(positions)
             for collector in pending:
                 collector.finish(positions)
