@@ -89,7 +89,7 @@ class Excludes:
     root: Path
 
     def excluded(self, path: Path) -> bool:
-        if path.name in DEFAULT_EXCLUDES or _template_name(path.name):
+        if excluded_by_name(path.name):
             return True
         if not self.patterns:
             return False
@@ -109,6 +109,10 @@ class Excludes:
         absolute = resolved(path)
         chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
         return any(self.excluded(p) for p in chain)
+
+
+def excluded_by_name(name: str) -> bool:
+    return name in DEFAULT_EXCLUDES or _template_name(name)
 
 
 def _template_name(name: str) -> bool:
@@ -135,10 +139,10 @@ def resolved(path: Path) -> Path:
     return found
 
 
-def _resolved_in(real_folder: Path, child: Path) -> Path:
+def _resolved_in(real_folder: Path, child: Path, spelled: str) -> Path:
     """A walked file's real path: its real folder plus its name, unless it is a symlink (one
-    `lstat` instead of one per path part)."""
-    if child.is_symlink():
+    `lstat` instead of one per path part). `spelled`: the child as a string, cheaper to stat."""
+    if os.path.islink(spelled):
         return resolved(child)
     real = real_folder / child.name
     _RESOLVED[child if child.is_absolute() else (child, _cwd())] = real
@@ -172,6 +176,7 @@ def forget_file_system() -> None:
     _package_chain.cache_clear()
     _declared_folder.cache_clear()
     _alias_chain.cache_clear()
+    _ancestor.cache_clear()
     _in_test_folder.cache_clear()
 
 
@@ -341,12 +346,13 @@ def _walk(
         dirnames[:] = kept
         real_folder = resolved(current)
         for name in sorted(filenames):
-            if not wanted(name):
+            # The name alone decides for most files: no path is built for them.
+            if not wanted(name) or excluded_by_name(name):
                 continue
             child = current / name
-            if excludes.excluded(child):
+            if excludes.patterns and excludes.excluded(child):
                 continue
-            real = _resolved_in(real_folder, child)
+            real = _resolved_in(real_folder, child, os.path.join(walked, name))
             if respect_gitignore and gitignore.ignored(real, False):
                 continue
             if real not in seen:
@@ -364,18 +370,39 @@ def module_name(path: Path) -> str:
     """The dotted module name: as `[tool.setuptools] package-dir` maps the file's folder when
     the nearest pyproject.toml says so, else walking up through packages (folders with
     __init__.py)."""
-    return declared_module_name(path) or _folder_module_name(path)
+    return module_names(path)[0]
 
 
-def _folder_module_name(path: Path) -> str:
+def module_aliases(path: Path) -> tuple[str, ...]:
+    """Other names the module may be imported as, up to the folder holding a root marker.
+
+    `backend/app/db.py` without `__init__.py` files is `db` to :func:`module_name` (run from its
+    own folder) but `app.db` when `backend/` is on `sys.path`, and `backend.app.db` from the
+    repository's root: the resolver knows it by all three.
+    """
+    return module_names(path)[1]
+
+
+def module_names(path: Path) -> tuple[str, tuple[str, ...]]:
+    """:func:`module_name` and :func:`module_aliases` at once, from one look at the folder."""
     absolute = resolved(path)
-    stem = absolute.stem
-    packages, _ = _package_chain(absolute.parent)
-    return ".".join([*packages, stem] if stem != "__init__" else packages) or stem
+    folder, stem = absolute.parent, absolute.stem
+    packages, _ = _package_chain(folder)
+    name = ".".join([*packages, stem] if stem != "__init__" else packages) or stem
+    declared = _declared_name(folder, stem)
+    # A package-dir name wins; the folders' own name stays an alias (`source.db` for `mypkg.db`).
+    aliases: list[str] = [name] if declared not in (None, name) else []
+    climbs = name.count(".") + (path.stem == "__init__")
+    alias = name
+    for above in _alias_chain(_ancestor(folder, climbs)):
+        alias = f"{above}.{alias}"
+        aliases.append(alias)
+    return declared or name, tuple(a for a in aliases if a != declared)
 
 
-# Every file of a folder shares its package chain, package-dir mapping and alias folders:
-# computed once per folder, not per file (a tree of 2,000 files has about 200 folders).
+@functools.cache
+def _ancestor(directory: Path, levels: int) -> Path:
+    return directory if levels == 0 else _ancestor(directory.parent, levels - 1)
 
 
 @functools.cache
@@ -395,26 +422,6 @@ MAX_ALIAS_LEVELS = 6
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "dbpoollint.toml", ".git")
 
 
-def module_aliases(path: Path) -> tuple[str, ...]:
-    """Other names the module may be imported as, up to the folder holding a root marker.
-
-    `backend/app/db.py` without `__init__.py` files is `db` to :func:`module_name` (run from its
-    own folder) but `app.db` when `backend/` is on `sys.path`, and `backend.app.db` from the
-    repository's root: the resolver knows it by all three.
-    """
-    name = _folder_module_name(path)
-    declared = declared_module_name(path)
-    directory = resolved(path).parent
-    for _ in range(name.count(".") + (path.stem == "__init__")):
-        directory = directory.parent
-    # A package-dir name wins; the folders' own name stays an alias (`source.db` for `mypkg.db`).
-    aliases: list[str] = [name] if declared not in (None, name) else []
-    for folder in _alias_chain(directory):
-        name = f"{folder}.{name}"
-        aliases.append(name)
-    return tuple(alias for alias in aliases if alias != declared)
-
-
 @functools.cache
 def _alias_chain(directory: Path, levels: int = MAX_ALIAS_LEVELS) -> tuple[str, ...]:
     """The names of `directory` and the folders above it that can prefix an alias, nearest
@@ -426,7 +433,7 @@ def _alias_chain(directory: Path, levels: int = MAX_ALIAS_LEVELS) -> tuple[str, 
     return (directory.name, *_alias_chain(directory.parent, levels - 1))
 
 
-def declared_module_name(path: Path) -> str | None:
+def _declared_name(folder: Path, stem: str) -> str | None:
     """The name `[tool.setuptools] package-dir` gives the file, from the nearest pyproject.toml.
 
     `package-dir = {"" = "lib"}` makes `lib/mypkg/db.py` `mypkg.db`, with or without
@@ -434,12 +441,11 @@ def declared_module_name(path: Path) -> str | None:
     folder that holds the file decides. None when no mapping covers it, or a folder on the way
     is no identifier.
     """
-    absolute = resolved(path)
-    mapped = _declared_folder(absolute.parent)
+    mapped = _declared_folder(folder)
     if mapped is None:
         return None
     package, folders = mapped
-    parts = [*folders, absolute.stem]
+    parts = [*folders, stem]
     if parts[-1] == "__init__":
         parts.pop()
     if not all(part.isidentifier() for part in parts):
