@@ -289,7 +289,8 @@ def _run(
                 findings = run_check(inputs, output_format in ("json", "sarif"))
                 text = _rendered(findings, output_format, show_statistics, quiet)
             report = Report(text, bool(findings))
-            if memo_key is not None:
+            read = {f.path: f.data for f in [*inputs, *context] if f.data is not None}
+            if memo_key is not None and memo.describes(read):
                 memo.put(memo_key, report, reads)
             memo.save()
             _replay(report, exit_zero)
@@ -622,13 +623,24 @@ def _planned_context(
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
     wanted = {resolved(Path(p)) for p in checked}
     here = os.getcwd() + os.sep
+    # folder -> how relpath spells it: the files of a folder outside the working directory
+    # (`../pkg/`) share one relpath call, the ones inside it need none.
+    folders: dict[str, str] = {}
     context = []
     for path, root in project_modules(targets, excludes, settings.respect_gitignore):
         if resolved(path) in wanted or is_test_file(path, root):
             continue
         text = str(path)
-        # What relpath would say, without its two abspath calls per file.
-        display = text[len(here) :] if text.startswith(here) else os.path.relpath(path)
+        folder, _, file_name = text.rpartition(os.sep)
+        if text.startswith(here):
+            display = text[len(here) :]
+        elif not folder or not os.path.isabs(text):
+            display = os.path.relpath(path)
+        else:
+            if folder not in folders:
+                folders[folder] = os.path.relpath(folder)
+            above = folders[folder]
+            display = file_name if above == os.curdir else os.path.join(above, file_name)
         name, aliases = module_names(path)
         context.append(PlannedFile(path, display, name, False, aliases))
     return context

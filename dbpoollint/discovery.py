@@ -139,12 +139,12 @@ def resolved(path: Path) -> Path:
     return found
 
 
-def _resolved_in(real_folder: Path, child: Path, spelled: str) -> Path:
+def _resolved_in(real_folder: Path, child: Path, spelled: str, name: str) -> Path:
     """A walked file's real path: its real folder plus its name, unless it is a symlink (one
     `lstat` instead of one per path part). `spelled`: the child as a string, cheaper to stat."""
     if os.path.islink(spelled):
         return resolved(child)
-    real = real_folder / child.name
+    real = real_folder / name
     _RESOLVED[child if child.is_absolute() else (child, _cwd())] = real
     return real
 
@@ -352,7 +352,7 @@ def _walk(
             child = current / name
             if excludes.patterns and excludes.excluded(child):
                 continue
-            real = _resolved_in(real_folder, child, os.path.join(walked, name))
+            real = _resolved_in(real_folder, child, os.path.join(walked, name), name)
             if respect_gitignore and gitignore.ignored(real, False):
                 continue
             if real not in seen:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dbpoollint import disk_reads
 from dbpoollint.cache import ResultCache
-from dbpoollint.manifest import Manifest
+from dbpoollint.manifest import Manifest, digest_of
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class RunMemo:
         self.manifest = Manifest(cache)
         # display path -> bytes read while computing the key (a changed file), for the check.
         self.read: dict[str, bytes] = {}
+        # display path -> the digest the key holds.
+        self.digests: dict[str, str] = {}
 
     def key(
         self,
@@ -73,6 +75,7 @@ class RunMemo:
                     return None
                 if data is not None:
                     self.read[planned.display] = data
+                self.digests[planned.display] = digest
                 parts.append(_describe(planned, digest))
         parts.append("\0project files")
         for path in sorted(project_files):
@@ -88,6 +91,11 @@ class RunMemo:
         if not isinstance(report, Report) or not isinstance(reads, dict):
             return None
         return report if disk_reads.unchanged(reads) else None
+
+    def describes(self, sources: Mapping[str, bytes]) -> bool:
+        """The bytes the check read are the ones the key hashed: a file written in between (an
+        editor saving during the run) must not store its new report under the old key."""
+        return all(self.digests.get(path) == digest_of(data) for path, data in sources.items())
 
     def put(self, key: str, report: Report, reads: Mapping[str, str | None]) -> None:
         self.cache.put_memo(key, (report, dict(reads)))

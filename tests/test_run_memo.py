@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import dbpoollint.engine
+import dbpoollint.manifest
 from dbpoollint.cache import CACHE_FOLDER, ENV_VARIABLE, ResultCache
 from dbpoollint.manifest import NAME as MANIFEST
 from dbpoollint.manifest import RACY_NS, Manifest
@@ -87,10 +88,11 @@ def test_an_edit_keeping_size_and_mtime_is_checked(
 ) -> None:
     view = project / "app" / "view.py"
     assert len(FIXED_VIEW) == len(BAD_VIEW) and FIXED_VIEW != BAD_VIEW
+    monkeypatch.setattr(dbpoollint.manifest, "RACY_NS", 0)
     for path in project.rglob("*.py"):
         age(path)
     check()
-    check()  # the manifest now trusts every (old) file
+    check()  # the manifest now trusts every file: only the stat tells an edit
     stamp = view.stat().st_mtime_ns
     view.write_text(FIXED_VIEW)
     os.utime(view, ns=(stamp, stamp))
@@ -195,3 +197,29 @@ def test_an_env_file_the_rules_read_by_name_is_checked_when_it_changes(
     supabase.write_text(supabase.read_text().replace(":6543/", ":5432/"))
     assert check() == check("--no-cache")
     assert "DPL401" not in check()[1]
+
+
+def test_a_file_written_during_a_run_does_not_store_its_report_under_the_old_key(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dbpoollint.cli
+
+    view = project / "app" / "view.py"
+    # No racy window: the manifest trusts every file older than its last write (ctime cannot be
+    # dated back, so waiting out the window is the only other way).
+    monkeypatch.setattr(dbpoollint.manifest, "RACY_NS", 0)
+    check()
+    check()  # the manifest trusts view.py: the next key takes its digest unread
+    write(project / "app" / "good.py", GOOD_VIEW + "\n")  # a miss, so the files are read
+    real = dbpoollint.cli._read
+
+    def saved_meanwhile(planned: Any, data: bytes | None = None) -> Any:
+        if planned.display.endswith("view.py") and data is None:
+            view.write_text(GOOD_VIEW)  # an editor saves while the run reads
+        return real(planned, data)
+
+    monkeypatch.setattr(dbpoollint.cli, "_read", saved_meanwhile)
+    assert "DPL101" not in check()[1]  # it checked what it read
+    monkeypatch.setattr(dbpoollint.cli, "_read", real)
+    view.write_text(BAD_VIEW)  # back to the bytes the key of that run hashed
+    assert "DPL101" in check()[1]

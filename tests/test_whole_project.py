@@ -201,3 +201,25 @@ def test_a_run_raises_the_garbage_collector_thresholds() -> None:
         assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+def test_context_modules_are_named_as_relpath_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dbpoollint.cli import _planned_context
+    from dbpoollint.config import Settings
+
+    (tmp_path / "pyproject.toml").write_text("")
+    for module in ("app/views.py", "app/db.py", "lib/cache.py", "lib/deep/x.py", "top.py"):
+        (tmp_path / module).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / module).write_text("")
+    monkeypatch.chdir(tmp_path / "app")
+    forget_file_system()
+    planned = _planned_context([Path("views.py")], Settings(root=tmp_path), {"views.py"})
+    assert sorted(p.display for p in planned) == sorted(os.path.relpath(p.path) for p in planned)
+    assert {p.display for p in planned} == {
+        "db.py",
+        "../lib/cache.py",
+        "../lib/deep/x.py",
+        "../top.py",
+    }
