@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dbpoollint.checks.base import Finding
     from dbpoollint.engine import FileInput
     from dbpoollint.packs import PackSet
+    from dbpoollint.selection import Selection
 
 # The engine, the rules and the packs are imported where a run needs them: a check whose
 # report is replayed (`run_memo`) never loads them.
@@ -211,6 +212,7 @@ def _run(
         planned = _planned_files(targets, settings, force_exclude)
         planned_context = _planned_context(targets, settings, {p.display for p in planned})
     if not reading_stdin and not planned:
+        _selection(select, extend_select, ignore, ignore_noqa, settings)  # an unknown code fails
         click.echo("warning: No Python files found under the given path(s)", err=True)
         if show_statistics and output_format == "json":
             from dbpoollint.output.text import statistics
@@ -239,17 +241,9 @@ def _run(
     from dbpoollint.engine import check_files
     from dbpoollint.fixing import attach_fixes
     from dbpoollint.packs import load_packs
-    from dbpoollint.selection import Selection
 
     # An unknown code fails here, never replayed: a run that failed stored no report.
-    selection = Selection(
-        select=_codes(select) if select else settings.select,
-        extend_select=[*settings.extend_select, *_codes(extend_select)],
-        ignore=[*settings.ignore, *_codes(ignore)],
-        per_file_ignores=settings.per_file_ignores,
-        root=settings.root,
-        respect_noqa=not ignore_noqa,
-    )
+    selection = _selection(select, extend_select, ignore, ignore_noqa, settings)
     packs = load_packs(settings.packs)
     preread = memo.read if memo is not None else {}
     if reading_stdin:
@@ -311,6 +305,26 @@ def _run(
             exit_zero,
             exit_non_zero_on_fix,
         )
+
+
+def _selection(
+    select: Sequence[str],
+    extend_select: Sequence[str],
+    ignore: Sequence[str],
+    ignore_noqa: bool,
+    settings: Settings,
+) -> Selection:
+    """The rules this run reports; loads every rule (to validate the codes)."""
+    from dbpoollint.selection import Selection
+
+    return Selection(
+        select=_codes(select) if select else settings.select,
+        extend_select=[*settings.extend_select, *_codes(extend_select)],
+        ignore=[*settings.ignore, *_codes(ignore)],
+        per_file_ignores=settings.per_file_ignores,
+        root=settings.root,
+        respect_noqa=not ignore_noqa,
+    )
 
 
 def _rendered(

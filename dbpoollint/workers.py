@@ -6,6 +6,7 @@ scheduling, because only the analysis must survive a worker that dies.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -16,12 +17,16 @@ from typing import TypeVar
 from dbpoollint.packs import PackSet, load_packs
 
 _PACKS: PackSet | None = None
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 
 def init_worker(extra_packs: Sequence[Path]) -> None:
     global _PACKS
+    # The main process raised the collector's thresholds for the cached summaries it keeps; a
+    # worker's parse trees are garbage once summarised, so it collects as Python does.
+    gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
     _PACKS = load_packs(extra_packs)
 
 

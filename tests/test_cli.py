@@ -297,6 +297,13 @@ def test_rules_json_lists_every_rule() -> None:
 # --- bad input --------------------------------------------------------------------------------
 
 
+def test_unknown_selector_is_a_usage_error_also_without_python_files(project: Path) -> None:
+    write(project / "docs" / "index.md", "# docs\n")
+    result = run_cli(["check", "docs", "--select", "E501"])
+    assert result.exit_code == 2
+    assert "unknown rule selector `E501`" in result.output
+
+
 def test_missing_path(project: Path) -> None:
     result = run_cli(["check", "nope/"])
     assert result.exit_code == 2

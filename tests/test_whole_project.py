@@ -188,17 +188,21 @@ def test_files_of_one_folder_share_its_package_but_keep_their_own_names(tmp_path
     assert module_aliases(package / "engine.py") == ()
 
 
-def test_a_run_raises_the_garbage_collector_thresholds() -> None:
+def test_a_run_raises_the_garbage_collector_thresholds_its_workers_do_not() -> None:
     """Summaries read from the cache are many long-lived objects: collecting them over and over
     cost a third of a warm single-file run."""
     import gc
 
     from dbpoollint.cli import GC_THRESHOLDS
+    from dbpoollint.workers import DEFAULT_GC_THRESHOLDS, init_worker
 
     before = gc.get_threshold()
     try:
         assert run_cli(["rules"]).exit_code == 0
         assert gc.get_threshold() == GC_THRESHOLDS
+        # A worker's parse trees are short-lived: it collects as Python does.
+        init_worker(())
+        assert gc.get_threshold() == DEFAULT_GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
 
