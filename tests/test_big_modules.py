@@ -3,6 +3,7 @@ finding, must be what the whole module gives. Thresholds are lowered so small fi
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import textwrap
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from dbpoollint.analysis import slicing
 from dbpoollint.engine import FileResult, analyse_file
 from dbpoollint.packs import PackSet, load_packs
+from dbpoollint.source import statement_lines
 from tests.conftest import FIXTURES, check_json
 
 
@@ -238,3 +240,16 @@ def test_module_summary_fields_are_all_merged() -> None:
         "urls", "lifecycle", "imports", "star_imports", "exports", "process", "run_context",
         "hoist_plans", "one_off_functions", "context_markers",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("lines", [1, 7])
+def test_slice_statement_lines_are_cpythons(monkeypatch: pytest.MonkeyPatch, lines: int) -> None:
+    """Positions skip rendering a slice when its statements' lines are known: they must be the
+    ones CPython would give for the slice's text."""
+    monkeypatch.setattr(slicing, "SLICE_ABOVE_LINES", 0)
+    monkeypatch.setattr(slicing, "SLICE_LINES", lines)
+    planned = slicing.plan(MODULE + "a = 1; b = 2\n@app.route('/f')\ndef f(): pass\n")
+    assert planned is not None
+    for piece in planned[0]:
+        assert piece.statement_lines is not None
+        assert piece.statement_lines == statement_lines(ast.parse(piece.text), piece.text)

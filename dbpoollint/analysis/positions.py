@@ -42,6 +42,10 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
         self._first_lines, self._members = _from_statement_lines(
             module, statement_lines, member_lines or {}
         )
+        if original_line is not None:
+            if self._first_lines is not None:
+                self._first_lines = {p: original_line(n) for p, n in self._first_lines.items()}
+            self._members = {m: (original_line(n), i) for m, (n, i) in self._members.items()}
         # A class's statements -> the class: positioned with it when theirs are not known.
         self._class_of: dict[cst.CSTNode, cst.CSTNode] = {
             member: statement

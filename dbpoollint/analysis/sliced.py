@@ -114,7 +114,14 @@ def _analyse(task: _SliceTask, piece: Slice, packs: PackSet) -> Analysed:
     gc.disable()
     try:
         indexer = collect(
-            part, module_node, packs, task.wanted, task.keys, piece.original_line, watch
+            part,
+            module_node,
+            packs,
+            task.wanted,
+            task.keys,
+            piece.original_line,
+            watch,
+            piece.statement_lines,
         )
     finally:
         gc.enable()

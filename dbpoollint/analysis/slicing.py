@@ -20,6 +20,7 @@ string or a bracket, the chunk before it is not valid Python and the next candid
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class TopStatement:
     uses: frozenset[str]  # names it reads anywhere inside, nested scopes included
     function_keys: frozenset[str]  # as `lifecycle.function_keys` spells them
     always: bool = False  # every slice keeps it (see `_describe`)
+    # CPython's start line of each statement in it, as `source.statement_lines` reads them;
+    # None where those are not plain.
+    starts: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Slice:
     own_names: frozenset[str]  # what its own statements bind
     before: int  # top-level statements of the prelude before the slice's own, and after
     after: int
+    statement_lines: tuple[int, ...] | None  # `source.statement_lines` of `text`
 
     def original_line(self, line: int) -> int:
         """The original line of line `line` of `text`."""
@@ -104,10 +109,30 @@ def _statements(lines: list[str]) -> list[TopStatement] | None:
                 return None
         else:
             return None
-        statements.extend(_merge_shared_lines([_describe(node) for node in tree.body]))
+        for node in tree.body:
+            start_line = _plain_start(node, lines, statements[-1].end if statements else 0)
+            starts = None if start_line is None else (start_line,)
+            statements.append(dataclasses.replace(_describe(node), starts=starts))
         del tree
         start = end
     return _merge_shared_lines(statements)
+
+
+def _plain_start(node: ast.stmt, lines: list[str], previous_end: int) -> int | None:
+    """`source.statement_lines` for one statement: its first line, if CPython's is exact."""
+    decorators = getattr(node, "decorator_list", None)
+    first = decorators[0] if decorators else node
+    line = first.lineno
+    code = lines[line - 1] if 0 < line <= len(lines) else ""
+    if decorators:
+        plain = code.startswith("@")
+    elif line == previous_end:
+        plain = True  # after a `;`
+    else:
+        plain = first.col_offset == 0 and code[:1] not in ("", " ", "\t", "#", "\x0c", "\n")
+    if not plain or (line > 1 and lines[line - 2].rstrip("\n").endswith("\\")):
+        return None
+    return line
 
 
 def _next_candidate(lines: list[str], index: int) -> int:
@@ -130,6 +155,9 @@ def _merge_shared_lines(statements: list[TopStatement]) -> list[TopStatement]:
                 last.uses | statement.uses,
                 last.function_keys | statement.function_keys,
                 last.always or statement.always,
+                None
+                if last.starts is None or statement.starts is None
+                else (last.starts + statement.starts),
             )
         merged.append(statement)
     return merged
@@ -293,8 +321,36 @@ def _slices(lines: list[str], statements: list[TopStatement]) -> Iterator[Slice]
         own_names = frozenset(name for i in group for name in statements[i].binds)
         before = sum(1 for i in prelude if i < group[0])
         after = len(prelude) - before
-        yield Slice(text, tuple(pieces), own_first, own_last, own_names, before, after)
+        order = [*sorted(i for i in prelude if i < group[0]), *group]
+        order += sorted(i for i in prelude if i > group[-1])
+        yield Slice(
+            text,
+            tuple(pieces),
+            own_first,
+            own_last,
+            own_names,
+            before,
+            after,
+            _local_starts([statements[i] for i in order], pieces),
+        )
         own_first = own_last + 1
+
+
+def _local_starts(
+    statements: list[TopStatement], pieces: list[tuple[int, int]]
+) -> tuple[int, ...] | None:
+    """The statements' CPython start lines, counted in the slice's text."""
+    found: list[int] = []
+    offset, index = 0, 0
+    for first, count in pieces:
+        while index < len(statements) and statements[index].start < first + count:
+            starts = statements[index].starts
+            if starts is None:
+                return None
+            found += [offset + line - first + 1 for line in starts]
+            index += 1
+        offset += count
+    return tuple(found)
 
 
 def _piece(lines: list[str], first: int, count: int) -> str:
