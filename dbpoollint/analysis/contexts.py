@@ -15,8 +15,8 @@ only below the path the user named (as for tests), so `dbpoollint check examples
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -79,10 +79,9 @@ _SERVES = re.compile(
 def path_context(path: Path, base: Path | None = None) -> str:
     """The context the path alone tells: examples, one-off, or "" (undecided)."""
     name, on_disk = path.name, path
-    if base is not None:
-        with contextlib.suppress(ValueError):
-            path = resolved(path).relative_to(resolved(base))
-    folders = [part.lower() for part in path.parts[:-1]]
+    folders = _folders_below(resolved(path).parent, resolved(base)) if base is not None else None
+    if folders is None:
+        folders = tuple(part.lower() for part in path.parts[:-1])
     if any(part in EXAMPLE_DIRECTORIES for part in folders) or any(
         fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
     ):
@@ -96,6 +95,16 @@ def path_context(path: Path, base: Path | None = None) -> str:
     if "versions" in folders and name != "__init__.py" and _under_alembic(on_disk):
         return ONE_OFF
     return ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _folders_below(folder: Path, base: Path) -> tuple[str, ...] | None:
+    """The folders from `base` down to `folder`, lowercased; None when it is not below.
+    Once per folder: `relative_to` per file was a tenth of a run that replays its report."""
+    try:
+        return tuple(part.lower() for part in folder.relative_to(base).parts)
+    except ValueError:
+        return None
 
 
 def _test_settings(path: Path) -> bool:
