@@ -18,6 +18,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, QualifiedNameSource
 
+from dbpoollint.analysis.code_text import code_of
 from dbpoollint.analysis.model import (
     NO_SPAN,
     ClassFact,
@@ -252,7 +253,7 @@ class ModuleIndexer(AncestorsVisitor):
     def _remember_test(self, test: cst.BaseExpression) -> None:
         function = self.current_function
         if function is not None:
-            self.tests_seen[function].append(cst.Module([]).code_for_node(test))
+            self.tests_seen[function].append(code_of(test))
 
     def visit_Global(self, node: cst.Global) -> None:
         function = self.current_function
@@ -548,7 +549,7 @@ class ModuleIndexer(AncestorsVisitor):
             ):
                 child = parent
             elif isinstance(parent, cst.BooleanOperation) and parent.right is child:
-                guards.append(cst.Module([]).code_for_node(parent.left))
+                guards.append(code_of(parent.left))
                 child = parent
             elif isinstance(parent, cst.Assign) and parent.value is child:
                 if len(parent.targets) != 1 or not isinstance(parent.targets[0].target, cst.Name):
@@ -724,7 +725,7 @@ class ModuleIndexer(AncestorsVisitor):
                 targets = [node.target]
             elif isinstance(node, cst.BooleanOperation):
                 # `_engine = _engine or create_engine(...)`
-                guards.append(cst.Module([]).code_for_node(node.left))
+                guards.append(code_of(node.left))
         verdicts = {self._target_storage(target, guards, function) for target in targets}
         # `db = g._database = MongoClient(...)`: the shared target decides, not the local alias.
         for storage in ("flask-g", "cached", "instance-cached"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from dbpoollint.analysis import code_text
 from dbpoollint.analysis.contexts import classify, module_markers
 from dbpoollint.analysis.django_settings import DatabasesVisitor
 from dbpoollint.analysis.flask_sqlalchemy import FlaskSqlalchemyVisitor
@@ -124,6 +125,8 @@ def collect(
                 summary.hoist_plans[(start.line, start.column + 1)] = plans
     except RecursionError:
         return None
+    finally:
+        code_text.forget()
     return indexer
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import libcst as cst
 
+from dbpoollint.analysis.code_text import code_of
 from dbpoollint.analysis.values import (
     DYNACONF_SETTINGS,
     ENV_GETTERS,
@@ -30,7 +31,7 @@ _KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def read_value(node: cst.BaseExpression, qualnames: QualifiedNames) -> Value:
-    code = cst.Module([]).code_for_node(node)
+    code = code_of(node)
     if isinstance(node, cst.SimpleString | cst.ConcatenatedString):
         value = node.evaluated_value
         return Value("literal", code, value if isinstance(value, str) else None)
@@ -189,7 +190,7 @@ def _fstring_text(node: cst.FormattedString) -> str:
         if isinstance(part, cst.FormattedStringText):
             parts.append(part.value)
         elif isinstance(part, cst.FormattedStringExpression):
-            parts.append("{" + cst.Module([]).code_for_node(part.expression) + "}")
+            parts.append("{" + code_of(part.expression) + "}")
     return "".join(parts)
 
 
