@@ -76,7 +76,8 @@ class PythonVerdict:
     # Per top-level statement of CPython's tree, the line its first token is on, when every
     # one starts plainly at column 0 (see `statement_lines`); None when any does not.
     statement_lines: tuple[int, ...] | None = None
-    # The same for the statements of top-level classes, by the class's index in `tree.body`.
+    # The same for the statements in top-level classes and functions, by their index in
+    # `tree.body`.
     member_lines: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -106,6 +107,7 @@ def python_verdict(path: str, text: str) -> PythonVerdict:
     )
 
 
+_BLOCK_OWNERS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
@@ -150,10 +152,10 @@ def _block_lines(statements: Sequence[ast.stmt], lines: Sequence[str]) -> tuple[
 
 
 def _member_lines(tree: ast.Module, lines: Sequence[str]) -> dict[int, tuple[int, ...]]:
-    """`_block_lines` of each top-level class whose body is an indented block."""
+    """`_block_lines` of each top-level class or function whose body is an indented block."""
     found = {}
     for index, statement in enumerate(tree.body):
-        if isinstance(statement, ast.ClassDef) and statement.body[0].lineno > statement.lineno:
+        if isinstance(statement, _BLOCK_OWNERS) and statement.body[0].lineno > statement.lineno:
             members = _block_lines(statement.body, lines)
             if members is not None:
                 found[index] = members

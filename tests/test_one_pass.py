@@ -336,3 +336,6 @@ def test_member_lines_from_cpython() -> None:
     )
     # B's body shares its line; C's decorator is continued: neither is known member by member.
     assert python_verdict("m.py", source).member_lines == {0: (2, 2, 5)}
+    assert python_verdict("m.py", "def f():\n    x = 1\n\n    return x\n").member_lines == {
+        0: (2, 4)
+    }

@@ -74,11 +74,11 @@ class Multiplexer(cst.CSTVisitor):
         self._enter: dict[type[cst.CSTNode], tuple[tuple[int, Enter], ...]] = {}
         self._leave: dict[type[cst.CSTNode], tuple[tuple[int, Leave], ...]] = {}
         # Every node walked -> the top-level statement that holds it, or the statement of a
-        # top-level class: what `StatementPositions` renders to position it.
+        # top-level class or function: what `StatementPositions` renders to position it.
         self.owners: dict[cst.CSTNode, cst.CSTNode] = {}
         self._depth = 0
         self._top: cst.CSTNode | None = None
-        self._class_body: cst.CSTNode | None = None
+        self._block: cst.CSTNode | None = None
         self._member: cst.CSTNode | None = None
         self.ancestors: list[cst.CSTNode] = []
         for visitor in self.visitors:
@@ -114,8 +114,10 @@ class Multiplexer(cst.CSTVisitor):
         self._depth = depth + 1
         if depth == 1:
             self._top = node
-            self._class_body = node.body if type(node) is cst.ClassDef else None
-        elif depth == 3 and self._class_body is not None and self.ancestors[-1] is self._class_body:
+            self._block = None
+            if isinstance(node, cst.ClassDef | cst.FunctionDef):  # the top level: few nodes
+                self._block = node.body
+        elif depth == 3 and self._block is not None and self.ancestors[-1] is self._block:
             self._member = node
         if self._top is not None:
             self.owners[node] = self._member or self._top

@@ -17,6 +17,8 @@ from libcst.metadata import CodeRange, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 _NEWLINE = re.compile(r"\r\n?|\n")
+# Top-level statements whose own statements are positioned one by one (`member_lines`).
+_BLOCK_OWNERS = (cst.ClassDef, cst.FunctionDef)
 
 
 class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
@@ -46,11 +48,12 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
             if self._first_lines is not None:
                 self._first_lines = {p: original_line(n) for p, n in self._first_lines.items()}
             self._members = {m: (original_line(n), i) for m, (n, i) in self._members.items()}
-        # A class's statements -> the class: positioned with it when theirs are not known.
+        # A class's or function's statements -> it: positioned with it when theirs are not known.
         self._class_of: dict[cst.CSTNode, cst.CSTNode] = {
             member: statement
             for statement in module.body
-            if isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock)
+            if isinstance(statement, _BLOCK_OWNERS)
+            and isinstance(statement.body, cst.IndentedBlock)
             for member in statement.body.body
         }
         self._provider = PositionProvider()
@@ -81,7 +84,7 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
             line=member[0] if member is not None else self._first_line(statement),
         )
         if member is not None:
-            # A class's statement renders as inside its class: after the class body's indent.
+            # A statement of a class or function renders after the indent of the body it is in.
             state.increase_indent(member[1])
         statement._codegen(state)
 
@@ -128,7 +131,7 @@ def _from_statement_lines(
             return None, {}
         first_lines[statement] = previous = line
         inner = member_lines.get(index)
-        if inner is not None and isinstance(statement, cst.ClassDef):
+        if inner is not None and isinstance(statement, _BLOCK_OWNERS):
             block = statement.body
             if isinstance(block, cst.IndentedBlock):
                 known = _lines(block.body, line + 1, inner)
