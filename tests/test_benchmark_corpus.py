@@ -30,3 +30,20 @@ def test_every_cross_module_shape_is_planted_and_found(
         if "proj_" in f["filename"]
     }
     assert in_projects == {(item.path.resolve(), item.line, item.code) for item in planted}
+
+
+def test_the_parse_only_baseline_lists_the_second_pass_files_too(tmp_path: Path) -> None:
+    """P2's yardstick parses what dbpoollint parses: a module that only names a helper which
+    builds a client is parsed in the second pass, and listed."""
+    from benchmarks.baselines import parsed_by_dbpoollint, prefiltered
+
+    (tmp_path / "db.py").write_text(
+        "import redis\n\n\ndef get_cache():\n    return redis.Redis()\n", encoding="utf-8"
+    )
+    (tmp_path / "jobs.py").write_text(
+        "from db import get_cache\n\n\ndef run():\n    get_cache().ping()\n", encoding="utf-8"
+    )
+    (tmp_path / "other.py").write_text("x = 1\n", encoding="utf-8")
+    listed = {path.name for path in parsed_by_dbpoollint(tmp_path)}
+    assert listed == {"db.py", "jobs.py"}
+    assert {path.name for path in prefiltered(tmp_path)} == {"db.py"}
