@@ -16,18 +16,20 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from dbpoollint import __version__, disk_reads
-from dbpoollint.analysis.contexts import path_context
+from dbpoollint.analysis.contexts import path_context, path_context_at
 from dbpoollint.cache import ResultCache, cache_folder, clean
 from dbpoollint.config import ConfigError, Settings, find_config, load_settings
 from dbpoollint.discovery import (
     DiscoveryError,
     Excludes,
+    Found,
     discover,
     discover_project_files,
     forget_file_system,
+    is_test_at,
     is_test_file,
     module_name,
-    module_names,
+    module_names_at,
     pins_above,
     project_modules,
     project_root,
@@ -586,13 +588,24 @@ def _planned_files(
     patterns = settings.exclude or []
     excludes = Excludes([*patterns, *settings.extend_exclude], settings.root)
     files = discover(targets, excludes, settings.respect_gitignore, force_exclude)
-    return [_unlistable(path) if path.is_dir() else _planned(path, base) for path, base in files]
+    real_bases: dict[Path, str] = {}
+    planned = []
+    for found, base in files:
+        if found.unlistable:
+            planned.append(_unlistable(Path(found.path)))
+            continue
+        if base not in real_bases:
+            real_bases[base] = str(resolved(base))
+        planned.append(_planned(found, real_bases[base]))
+    return planned
 
 
-def _planned(path: Path, base: Path) -> PlannedFile:
-    name, aliases = module_names(path)
-    test = is_test_file(path, base)
-    return PlannedFile(path, str(path), name, test, aliases, path_context(path, base))
+def _planned(found: Found, real_base: str) -> PlannedFile:
+    """Named from strings: the file's Path is built once, for reading it later."""
+    name, aliases = module_names_at(found.real, found.name)
+    test = is_test_at(found.path, found.real, real_base)
+    context = path_context_at(found.path, found.real, real_base)
+    return PlannedFile(Path(found.path), found.path, name, test, aliases, context)
 
 
 def _read(planned: PlannedFile, data: bytes | None = None) -> FileInput:
@@ -635,28 +648,31 @@ def _planned_context(
     if all(target.is_dir() and resolved(target) == project_root(target) for target in targets):
         return []  # the whole project is checked: there is no other module to read
     excludes = Excludes([*settings.exclude, *settings.extend_exclude], settings.root)
-    wanted = {resolved(Path(p)) for p in checked}
+    wanted = {str(resolved(Path(p))) for p in checked}
     here = os.getcwd() + os.sep
     # folder -> how relpath spells it: the files of a folder outside the working directory
     # (`../pkg/`) share one relpath call, the ones inside it need none.
     folders: dict[str, str] = {}
+    real_roots: dict[Path, str] = {}
     context = []
-    for path, root in project_modules(targets, excludes, settings.respect_gitignore):
-        if resolved(path) in wanted or is_test_file(path, root):
+    for found, root in project_modules(targets, excludes, settings.respect_gitignore):
+        if root not in real_roots:
+            real_roots[root] = str(resolved(root))
+        if found.real in wanted or is_test_at(found.path, found.real, real_roots[root]):
             continue
-        text = str(path)
+        text = found.path
         folder, _, file_name = text.rpartition(os.sep)
         if text.startswith(here):
             display = text[len(here) :]
         elif not folder or not os.path.isabs(text):
-            display = os.path.relpath(path)
+            display = os.path.relpath(text)
         else:
             if folder not in folders:
                 folders[folder] = os.path.relpath(folder)
             above = folders[folder]
             display = file_name if above == os.curdir else os.path.join(above, file_name)
-        name, aliases = module_names(path)
-        context.append(PlannedFile(path, display, name, False, aliases))
+        name, aliases = module_names_at(found.real, found.name)
+        context.append(PlannedFile(Path(text), display, name, False, aliases))
     return context
 
 

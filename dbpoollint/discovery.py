@@ -9,6 +9,7 @@ import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pathspec
 
@@ -53,29 +54,30 @@ class DiscoveryError(Exception):
 class GitIgnore:
     """`.gitignore` files as git reads them (pathspec's gitwildmatch): each file's patterns are
     relative to its folder, the last matching pattern of a file wins (so `!keep.py` re-includes),
-    and a deeper file overrides the ones above it."""
+    and a deeper file overrides the ones above it. Folders are real paths, as strings."""
 
-    specs: list[tuple[Path, pathspec.GitIgnoreSpec]] = field(default_factory=list)
-    loaded: set[Path] = field(default_factory=set)
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = field(default_factory=list)
+    loaded: set[str] = field(default_factory=set)
 
-    def load(self, directory: Path) -> None:
+    def load(self, directory: str) -> None:
         if directory in self.loaded:
             return
         self.loaded.add(directory)
         try:
-            lines = (directory / ".gitignore").read_text(encoding="utf-8", errors="replace")
+            path = os.path.join(directory, ".gitignore")
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read()
         except OSError:
             return
         self.specs.append((directory, pathspec.GitIgnoreSpec.from_lines(lines.splitlines())))
         # Deeper folders last: their verdict is the one that stands.
-        self.specs.sort(key=lambda item: len(item[0].parts))
+        self.specs.sort(key=lambda item: _depth(item[0]))
 
-    def ignored(self, path: Path, is_dir: bool) -> bool:
+    def ignored(self, real: str, is_dir: bool) -> bool:
         verdict = False
         for base, spec in self.specs:
-            try:
-                relative = path.relative_to(base).as_posix()
-            except ValueError:
+            relative = _relative(real, base)
+            if relative is None:
                 continue
             result = spec.check_file(relative + "/" if is_dir else relative)
             if result.include is not None:
@@ -91,16 +93,23 @@ class Excludes:
     def excluded(self, path: Path) -> bool:
         if excluded_by_name(path.name):
             return True
-        if not self.patterns:
-            return False
-        try:
-            relative = resolved(path).relative_to(self.root).as_posix()
-        except ValueError:
-            relative = path.as_posix()
+        return bool(self.patterns) and self.matches(path.name, str(resolved(path)), str(path))
+
+    def excluded_at(self, name: str, real: str, spelled: str) -> bool:
+        """:meth:`excluded` for a walked path: its name, real path and path as spelled."""
+        if excluded_by_name(name):
+            return True
+        return bool(self.patterns) and self.matches(name, real, spelled)
+
+    def matches(self, name: str, real: str, spelled: str) -> bool:
+        """A user pattern matches the name or the path below the root (else as spelled)."""
+        relative = _relative(real, str(self.root))
+        if relative is None:
+            relative = Path(spelled).as_posix()
         for pattern in self.patterns:
             pattern = pattern.rstrip("/")
             # Directories are pruned during the walk, so a match on the folder covers its files.
-            if fnmatch.fnmatchcase(path.name, pattern) or fnmatch.fnmatchcase(relative, pattern):
+            if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(relative, pattern):
                 return True
         return False
 
@@ -109,6 +118,36 @@ class Excludes:
         absolute = resolved(path)
         chain = [absolute, *(p for p in absolute.parents if self.root in p.parents)]
         return any(self.excluded(p) for p in chain)
+
+
+def parts_below(path: str, base: str) -> tuple[str, ...] | None:
+    """`Path(path).relative_to(base).parts` for normalised absolute paths, without pathlib
+    (a tenth of a warm run was building and comparing Path objects); None when not below."""
+    if path == base:
+        return ()
+    prefix = base if base.endswith(os.sep) else base + os.sep
+    if not path.startswith(prefix):
+        return None
+    return tuple(path[len(prefix) :].split(os.sep))
+
+
+def _relative(path: str, base: str) -> str | None:
+    """`Path(path).relative_to(base).as_posix()`, or None when `path` is not below `base`."""
+    parts = parts_below(path, base)
+    if parts is None:
+        return None
+    return "/".join(parts) if parts else "."
+
+
+def _depth(real: str) -> int:
+    """`len(Path(real).parts)` for a normalised absolute path."""
+    return len(real.rstrip(os.sep).split(os.sep))
+
+
+def stem(name: str) -> str:
+    """`Path(name).stem`: the name without its last suffix (`.hidden` and `x.` keep theirs)."""
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def excluded_by_name(name: str) -> bool:
@@ -139,14 +178,17 @@ def resolved(path: Path) -> Path:
     return found
 
 
-def _resolved_in(real_folder: Path, child: Path, spelled: str, name: str) -> Path:
-    """A walked file's real path: its real folder plus its name, unless it is a symlink (one
-    `lstat` instead of one per path part). `spelled`: the child as a string, cheaper to stat."""
-    if os.path.islink(spelled):
-        return resolved(child)
-    real = real_folder / name
-    _RESOLVED[child if child.is_absolute() else (child, _cwd())] = real
-    return real
+class Found(NamedTuple):
+    """A path discovery found: as the rest of the code spells it (`str(Path(...))`), its real
+    path (symlinks resolved), and whether it is a folder that could not be listed."""
+
+    path: str
+    real: str
+    unlistable: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(os.sep)[2]
 
 
 _RESOLVED: dict[Path | tuple[Path, str], Path] = {}
@@ -178,6 +220,8 @@ def forget_file_system() -> None:
     _alias_chain.cache_clear()
     _ancestor.cache_clear()
     _in_test_folder.cache_clear()
+    _in_test_folder_at.cache_clear()
+    _folder.cache_clear()
 
 
 def _git_root(start: Path) -> Path | None:
@@ -192,9 +236,9 @@ def discover(
     excludes: Excludes,
     respect_gitignore: bool = True,
     force_exclude: bool = False,
-) -> Iterator[tuple[Path, Path]]:
+) -> Iterator[tuple[Found, Path]]:
     """Yield (file, the path it was found under), sorted per directory, without duplicates."""
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in paths:
         if not os.path.lexists(given):
             raise DiscoveryError(f"{given}: no such file or directory")
@@ -202,11 +246,12 @@ def discover(
         if not given.is_dir():
             if force_exclude and excludes.excluded_with_parents(given):
                 continue
-            if resolved(given) not in seen:
-                seen.add(resolved(given))
-                yield given, given.parent
+            real = str(resolved(given))
+            if real not in seen:
+                seen.add(real)
+                yield Found(str(given), real), given.parent
             continue
-        for found in _walk(given, excludes, respect_gitignore, seen):
+        for found in _scan(given, excludes, respect_gitignore, seen):
             yield found, given
 
 
@@ -269,14 +314,15 @@ def discover_project_files(
     paths: Sequence[Path], excludes: Excludes, respect_gitignore: bool = True
 ) -> Iterator[Path]:
     """Config files under the given directories (and given files that are config files)."""
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in paths:
         if given.is_file():
             if is_project_file(given.name):
                 yield given
             continue
         if given.is_dir():
-            yield from _walk(given, excludes, respect_gitignore, seen, is_project_file)
+            for found in _scan(given, excludes, respect_gitignore, seen, is_project_file):
+                yield Path(found.path)
 
 
 PIN_FILE_PATTERNS = (
@@ -315,55 +361,106 @@ def _depth_to_root(start: Path) -> int:
     return 3
 
 
-def _walk(
+def _scan(
     top: Path,
     excludes: Excludes,
     respect_gitignore: bool,
-    seen: set[Path],
+    seen: set[str],
     wanted: Callable[[str], bool] = _is_python,
-) -> Iterator[Path]:
+) -> Iterator[Found]:
+    """The wanted files below `top`, depth first: a folder's files sorted by name, then its
+    sub-folders in name order. Symlinked folders are not entered (as `os.walk` does not);
+    symlinked files are, each real file once.
+
+    On strings and `os.scandir`: an entry's kind comes from the listing (no `stat` per file),
+    a file's real path is its real folder plus its name unless it is a symlink, and no Path is
+    built per file (pathlib was most of a warm run).
+    """
     gitignore = GitIgnore()
+    real_top = resolved(top)
     if respect_gitignore:
-        absolute = resolved(top)
-        git_root = _git_root(absolute)
+        git_root = _git_root(real_top)
         if git_root is not None:
-            for directory in reversed([absolute, *absolute.parents]):
+            for directory in reversed([real_top, *real_top.parents]):
                 if directory == git_root or git_root in directory.parents:
-                    gitignore.load(directory)
+                    gitignore.load(str(directory))
     unreadable: list[OSError] = []
-    for walked, dirnames, filenames in os.walk(top, onerror=unreadable.append):
-        current = Path(walked)
-        if respect_gitignore:
-            gitignore.load(resolved(current))
-        kept = []
-        for name in sorted(dirnames):
-            child = current / name
-            if excludes.excluded(child):
-                continue
-            if respect_gitignore and gitignore.ignored(resolved(child), True):
-                continue
-            kept.append(name)
-        dirnames[:] = kept
-        real_folder = resolved(current)
-        for name in sorted(filenames):
-            # The name alone decides for most files: no path is built for them.
+    spelled_top = str(top)
+    # (folder as spelled, its real path); popped last first, so pushed in reverse name order.
+    stack = [(spelled_top, str(real_top))]
+    while stack:
+        spelled, real = stack.pop()
+        try:
+            with os.scandir(spelled) as listing:
+                entries = list(listing)
+        except OSError as error:
+            unreadable.append(error)
+            continue
+        prefix = "" if spelled == "." else spelled if spelled.endswith(os.sep) else spelled + os.sep
+        real_prefix = real if real.endswith(os.sep) else real + os.sep
+        folders: list[str] = []
+        files: list[os.DirEntry[str]] = []
+        for entry in entries:
+            if _is_folder(entry):
+                if not _is_link(entry):
+                    folders.append(entry.name)
+            else:
+                files.append(entry)
+        if respect_gitignore and any(entry.name == ".gitignore" for entry in files):
+            gitignore.load(real)
+        for entry in sorted(files, key=_entry_name):
+            name = entry.name
+            # The name alone decides for most files.
             if not wanted(name) or excluded_by_name(name):
                 continue
-            child = current / name
-            if excludes.patterns and excludes.excluded(child):
+            child = prefix + name
+            # A symlink resolves where it points (a loop stays itself, to be reported).
+            child_real = str(resolved(Path(child))) if _is_link(entry) else real_prefix + name
+            if excludes.patterns and excludes.matches(name, child_real, child):
                 continue
-            real = _resolved_in(real_folder, child, os.path.join(walked, name), name)
-            if respect_gitignore and gitignore.ignored(real, False):
+            if respect_gitignore and gitignore.ignored(child_real, False):
                 continue
-            if real not in seen:
-                seen.add(real)
-                yield child
+            if child_real not in seen:
+                seen.add(child_real)
+                yield Found(child, child_real)
+        kept = []
+        for name in sorted(folders):
+            child, child_real = prefix + name, real_prefix + name
+            if excludes.excluded_at(name, child_real, child):
+                continue
+            if respect_gitignore and gitignore.ignored(child_real, True):
+                continue
+            kept.append((child, child_real))
+        stack.extend(reversed(kept))
     # A folder that cannot be listed (chmod 000) is yielded, to be reported as DPL002, not
     # skipped in silence: its files would otherwise vanish from a "clean" run.
-    for error in unreadable if wanted is _is_python else []:
-        if error.filename is not None and resolved(Path(error.filename)) not in seen:
-            seen.add(resolved(Path(error.filename)))
-            yield Path(error.filename)
+    for failure in unreadable if wanted is _is_python else []:
+        if failure.filename is None:
+            continue
+        folder = Path(failure.filename)
+        real = str(resolved(folder))
+        if real not in seen:
+            seen.add(real)
+            yield Found(str(folder), real, unlistable=True)
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    """Follows a symlink, as `os.walk` does: a loop or a dangling link is a file."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def module_name(path: Path) -> str:
@@ -385,19 +482,31 @@ def module_aliases(path: Path) -> tuple[str, ...]:
 
 def module_names(path: Path) -> tuple[str, tuple[str, ...]]:
     """:func:`module_name` and :func:`module_aliases` at once, from one look at the folder."""
-    absolute = resolved(path)
-    folder, stem = absolute.parent, absolute.stem
+    return module_names_at(str(resolved(path)), path.name)
+
+
+def module_names_at(real: str, spelled_name: str) -> tuple[str, tuple[str, ...]]:
+    """:func:`module_names` of a file by its real path and the name it is spelled with."""
+    folder_text, _, file_name = real.rpartition(os.sep)
+    folder = _folder(folder_text or os.sep)
+    name_stem = stem(file_name)
     packages, _ = _package_chain(folder)
-    name = ".".join([*packages, stem] if stem != "__init__" else packages) or stem
-    declared = _declared_name(folder, stem)
+    name = ".".join([*packages, name_stem] if name_stem != "__init__" else packages) or name_stem
+    declared = _declared_name(folder, name_stem)
     # A package-dir name wins; the folders' own name stays an alias (`source.db` for `mypkg.db`).
     aliases: list[str] = [name] if declared not in (None, name) else []
-    climbs = name.count(".") + (path.stem == "__init__")
+    climbs = name.count(".") + (stem(spelled_name) == "__init__")
     alias = name
     for above in _alias_chain(_ancestor(folder, climbs)):
         alias = f"{above}.{alias}"
         aliases.append(alias)
     return declared or name, tuple(a for a in aliases if a != declared)
+
+
+@functools.cache
+def _folder(real: str) -> Path:
+    """One Path per real folder: the caches below are keyed by it, and a Path hashes once."""
+    return Path(real)
 
 
 @functools.cache
@@ -512,7 +621,7 @@ def project_modules(
     targets: Sequence[Path],
     excludes: Excludes,
     respect_gitignore: bool = True,
-) -> Iterator[tuple[Path, Path]]:
+) -> Iterator[tuple[Found, Path]]:
     """The Python files of the projects the targets belong to, as (file, project root).
 
     Checking one file or folder still needs the facts of the rest of the project (who builds
@@ -526,9 +635,9 @@ def project_modules(
         root = project_root(target)
         if root not in roots and not any(r in root.parents for r in roots):
             roots = [r for r in roots if root not in r.parents] + [root]
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for root in roots:
-        for found in _walk(root, excludes, respect_gitignore, seen):
+        for found in _scan(root, excludes, respect_gitignore, seen):
             yield found, root
 
 
@@ -541,20 +650,32 @@ def is_test_file(path: Path, base: Path | None = None) -> bool:
     Folders count only below the path the user named, so a project that happens to live
     under some `tests/` folder is still checked.
     """
-    name = path.name
-    if name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py"):
-        return True
     if base is None:
-        return _in_test_folder(path.parent)
-    return _in_test_folder(resolved(path).parent, resolved(base), path.parent)
+        return _test_name(path.name) or _in_test_folder(path.parent)
+    return is_test_at(str(path), str(resolved(path)), str(resolved(base)))
+
+
+def is_test_at(spelled: str, real: str, real_base: str) -> bool:
+    """:func:`is_test_file` of a file as spelled, by its real path and the base's."""
+    folder, _, name = spelled.rpartition(os.sep)
+    if _test_name(name):
+        return True
+    return _in_test_folder_at(real.rpartition(os.sep)[0] or os.sep, real_base, folder)
+
+
+def _test_name(name: str) -> bool:
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
 
 
 @functools.cache
-def _in_test_folder(folder: Path, base: Path | None = None, given: Path | None = None) -> bool:
-    """`folder` (below `base` when given, else the file's folder as given) is a test folder."""
-    if base is not None:
-        try:
-            folder = folder.relative_to(base)
-        except ValueError:
-            folder = given if given is not None else folder
+def _in_test_folder_at(folder: str, base: str, given: str) -> bool:
+    """`folder` below `base` is a test folder; when it is not below, the file's folder as given."""
+    parts = parts_below(folder, base)
+    if parts is None:
+        parts = tuple(given.split(os.sep))
+    return any(part in TEST_DIRECTORIES for part in parts)
+
+
+@functools.cache
+def _in_test_folder(folder: Path) -> bool:
     return any(part in TEST_DIRECTORIES for part in folder.parts)

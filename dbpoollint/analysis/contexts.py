@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from dbpoollint.analysis.model import ClientCallFact, DecoratorFact, ModuleSummary
-from dbpoollint.discovery import resolved
+from dbpoollint.discovery import parts_below, resolved
 
 SERVICE = "service"
 ONE_OFF = "one-off"
@@ -78,42 +79,47 @@ _SERVES = re.compile(
 
 def path_context(path: Path, base: Path | None = None) -> str:
     """The context the path alone tells: examples, one-off, or "" (undecided)."""
-    name, on_disk = path.name, path
-    folders = _folders_below(resolved(path).parent, resolved(base)) if base is not None else None
+    real_base = str(resolved(base)) if base is not None else None
+    return path_context_at(str(path), str(resolved(path)), real_base)
+
+
+def path_context_at(spelled: str, real: str, real_base: str | None) -> str:
+    """:func:`path_context` of a path as spelled, by its real path and the base's."""
+    spelled_folder, _, name = spelled.rpartition(os.sep)
+    real_folder = real.rpartition(os.sep)[0] or os.sep
+    folders = _folders_below(real_folder, real_base) if real_base is not None else None
     if folders is None:
-        folders = tuple(part.lower() for part in path.parts[:-1])
+        folders = tuple(part.lower() for part in spelled_folder.split(os.sep))
     if any(part in EXAMPLE_DIRECTORIES for part in folders) or any(
         fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
     ):
         return EXAMPLES
-    if _test_settings(on_disk):
+    if _test_settings(name, real_folder):
         return EXAMPLES
     if name in ONE_OFF_FILES or any(part in ONE_OFF_DIRECTORIES for part in folders):
         return ONE_OFF
     if "management" in folders and "commands" in folders:
         return ONE_OFF
-    if "versions" in folders and name != "__init__.py" and _under_alembic(on_disk):
+    if "versions" in folders and name != "__init__.py" and _under_alembic(Path(spelled)):
         return ONE_OFF
     return ""
 
 
 @functools.lru_cache(maxsize=4096)
-def _folders_below(folder: Path, base: Path) -> tuple[str, ...] | None:
+def _folders_below(folder: str, base: str) -> tuple[str, ...] | None:
     """The folders from `base` down to `folder`, lowercased; None when it is not below.
     Once per folder: `relative_to` per file was a tenth of a run that replays its report."""
-    try:
-        return tuple(part.lower() for part in folder.relative_to(base).parts)
-    except ValueError:
-        return None
+    parts = parts_below(folder, base)
+    return None if parts is None else tuple(part.lower() for part in parts)
 
 
-def _test_settings(path: Path) -> bool:
+def _test_settings(name: str, real_folder: str) -> bool:
     """The settings package is the file's own folder, wherever the user's path starts."""
-    if TEST_SETTINGS_FILE.match(path.name):
+    if TEST_SETTINGS_FILE.match(name):
         return True
-    if not TEST_SETTINGS_MODULE.match(path.name):
+    if not TEST_SETTINGS_MODULE.match(name):
         return False
-    return resolved(path).parent.name.lower() in SETTINGS_DIRECTORIES
+    return real_folder.rpartition(os.sep)[2].lower() in SETTINGS_DIRECTORIES
 
 
 def _under_alembic(path: Path) -> bool:
