@@ -601,11 +601,11 @@ def _planned_files(
 
 
 def _planned(found: Found, real_base: str) -> PlannedFile:
-    """Named from strings: the file's Path is built once, for reading it later."""
+    """Named from strings: a replayed run never builds a Path for the file."""
     name, aliases = module_names_at(found.real, found.name)
     test = is_test_at(found.path, found.real, real_base)
     context = path_context_at(found.path, found.real, real_base)
-    return PlannedFile(Path(found.path), found.path, name, test, aliases, context)
+    return PlannedFile(found.path, found.path, name, test, aliases, context)
 
 
 def _read(planned: PlannedFile, data: bytes | None = None) -> FileInput:
@@ -624,7 +624,7 @@ def _read(planned: PlannedFile, data: bytes | None = None) -> FileInput:
             path_context=planned.path_context,
         )
     read = read_input(
-        planned.path, planned.module, planned.is_test, planned.display, planned.aliases
+        Path(planned.path), planned.module, planned.is_test, planned.display, planned.aliases
     )
     if planned.path_context is None:
         return read
@@ -638,7 +638,7 @@ def _unlistable(folder: Path) -> PlannedFile:
         reason = "cannot list folder"
     except OSError as error:
         reason = f"cannot list folder: {(error.strerror or str(error)).lower()}"
-    return PlannedFile(folder, str(folder), folder.name, False, unlistable=reason)
+    return PlannedFile(str(folder), str(folder), folder.name, False, unlistable=reason)
 
 
 def _planned_context(
@@ -672,7 +672,7 @@ def _planned_context(
             above = folders[folder]
             display = file_name if above == os.curdir else os.path.join(above, file_name)
         name, aliases = module_names_at(found.real, found.name)
-        context.append(PlannedFile(Path(text), display, name, False, aliases))
+        context.append(PlannedFile(text, display, name, False, aliases))
     return context
 
 

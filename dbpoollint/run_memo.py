@@ -28,7 +28,8 @@ from dbpoollint.manifest import Manifest, digest_of
 class PlannedFile:
     """A file to check or read for context, named but not read yet."""
 
-    path: Path
+    # The file as the operating system is asked for it (a string: most runs only stat it).
+    path: str
     display: str
     module: str
     is_test: bool
@@ -70,7 +71,7 @@ class RunMemo:
                 if planned.unlistable:
                     return None
                 try:
-                    digest, data = self.manifest.digest(str(planned.path))
+                    digest, data = self.manifest.digest(planned.path)
                 except OSError:
                     return None
                 if data is not None:

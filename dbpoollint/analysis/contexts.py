@@ -43,6 +43,8 @@ EXAMPLE_FILES = (
     "*.example.py",
     "*_example_*.py",
 )
+# One match per file instead of one `fnmatch` per pattern.
+_EXAMPLE_FILE = re.compile("|".join(fnmatch.translate(pattern) for pattern in EXAMPLE_FILES))
 # Settings for a test or CI run: `configuration_testing.py`, `ci_settings.py`, or a
 # `testing.py` module of a `settings/` package.
 _SETTINGS_WORDS = r"(?:settings|configuration|config|conf)"
@@ -90,9 +92,7 @@ def path_context_at(spelled: str, real: str, real_base: str | None) -> str:
     folders = _folders_below(real_folder, real_base) if real_base is not None else None
     if folders is None:
         folders = tuple(part.lower() for part in spelled_folder.split(os.sep))
-    if any(part in EXAMPLE_DIRECTORIES for part in folders) or any(
-        fnmatch.fnmatchcase(name, pattern) for pattern in EXAMPLE_FILES
-    ):
+    if any(part in EXAMPLE_DIRECTORIES for part in folders) or _EXAMPLE_FILE.match(name):
         return EXAMPLES
     if _test_settings(name, real_folder):
         return EXAMPLES
