@@ -7,6 +7,7 @@ worker processes and what a content cache can key on.
 from __future__ import annotations
 
 import functools
+import gc
 import multiprocessing
 import re
 import signal
@@ -193,21 +194,23 @@ def check_files(
                 cache.put(key, FileResult(item.path))
     if progress is not None:
         progress(len(inputs) - sum(1 for job in pending if job[0] in checked))
-    analysed = _run_jobs(pending, packs, extra_packs, jobs, _only(progress, checked))
-    results.extend(analysed)
-    # A module can reach a client only through a function of this project that builds one
-    # (`from proj.db import get_db` in a tasks module importing no framework): parse the
-    # skipped files that mention such a function by name, so the join can follow the call.
-    second = _mentioning_builders(skipped, results, cache, digests)
-    fresh: list[Job] = []
-    for job in second:
-        cached = cache.get(job) if cache is not None else None
-        if cached is not None:
-            results.append(cached)
-        else:
-            keys[job[0]] = job
-            fresh.append(job)
-    analysed_second = _run_jobs(fresh, packs, extra_packs, jobs, _only(progress, checked))
+    # One pool serves both passes: its workers start once.
+    with _Workers(worker_count(jobs), extra_packs) as workers:
+        analysed = _run_jobs(pending, packs, workers, _only(progress, checked))
+        results.extend(analysed)
+        # A module can reach a client only through a function of this project that builds one
+        # (`from proj.db import get_db` in a tasks module importing no framework): parse the
+        # skipped files that mention such a function by name, so the join can follow the call.
+        second = _mentioning_builders(skipped, results, cache, digests)
+        fresh: list[Job] = []
+        for job in second:
+            cached = cache.get(job) if cache is not None else None
+            if cached is not None:
+                results.append(cached)
+            else:
+                keys[job[0]] = job
+                fresh.append(job)
+        analysed_second = _run_jobs(fresh, packs, workers, _only(progress, checked))
     results.extend(analysed_second)
     if cache is not None:
         for result in (*analysed, *analysed_second):
@@ -348,21 +351,58 @@ _REEXPORT = re.compile(rb"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]", re.MULTILINE)
 CHUNK = 4
 
 
+class _Workers:
+    """The analysis' worker processes: started when a pass first needs them, kept for the second
+    pass, and started anew after one of them dies."""
+
+    def __init__(self, count: int, extra_packs: Sequence[Path]) -> None:
+        self.count = count
+        self.extra_packs = tuple(extra_packs)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            if multiprocessing.get_start_method() == "fork":
+                # Forked workers inherit what this process has imported: libcst and the
+                # analysis are imported once here rather than once in every worker, and
+                # frozen, so no worker's collector scans them again.
+                import dbpoollint.analysis.summarise  # noqa: F401
+
+                gc.freeze()
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.count, initializer=init_worker, initargs=(self.extra_packs,)
+            )
+        return self._executor
+
+    def broken(self) -> None:
+        """A worker died: the next pass starts a fresh pool."""
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+
 def _run_jobs(
     pending: list[Job],
     packs: PackSet,
-    extra_packs: Sequence[Path],
-    jobs: int | None,
+    workers: _Workers,
     progress: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
-    workers = worker_count(jobs)
     tick = progress or (lambda path: None)
     results: list[FileResult] = []
     # Worker start-up costs about as much as parsing a handful of files. Run here, a very
     # large file may still use the workers for its slices.
-    if workers <= 1 or len(pending) < 8:
+    if workers.count <= 1 or len(pending) < 8:
         for job in pending:
-            results.append(analyse_file(*job[:4], packs, job[4], workers))
+            results.append(analyse_file(*job[:4], packs, job[4], workers.count))
             tick(job[0])
         return results
     chunks = deque(
@@ -370,43 +410,49 @@ def _run_jobs(
     )
     by_index: dict[int, FileResult] = {}
     while chunks:
-        for start, chunk in _run_pool(chunks, workers, extra_packs, by_index, tick):
+        lost = _run_pool(chunks, workers.executor(), workers.count, by_index, tick)
+        if lost is None:
+            break
+        workers.broken()
+        for start, chunk in lost:
             # The pool broke while these were in flight: one of them may kill any process
             # it runs in, so each gets a process of its own.
             for offset, job in enumerate(chunk):
-                by_index[start + offset] = _analyse_alone(job, extra_packs)
+                by_index[start + offset] = _analyse_alone(job, workers.extra_packs)
                 tick(job[0])
     return [by_index[index] for index in sorted(by_index)]
 
 
 def _run_pool(
     chunks: deque[tuple[int, list[Job]]],
-    workers: int,
-    extra_packs: Sequence[Path],
+    executor: ProcessPoolExecutor,
+    count: int,
     by_index: dict[int, FileResult],
     tick: Callable[[str], None],
-) -> list[tuple[int, list[Job]]]:
-    """Run chunks until none is left or a worker dies; return the chunks the death lost."""
+) -> list[tuple[int, list[Job]]] | None:
+    """Run chunks until none is left (None) or a worker dies: then the chunks the death lost."""
     in_flight: dict[Future[list[FileResult]], tuple[int, list[Job]]] = {}
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=init_worker, initargs=(tuple(extra_packs),)
-    ) as executor:
-        while chunks or in_flight:
-            # Few tasks queued at a time, so a dead worker loses only these.
-            while chunks and len(in_flight) < 2 * workers:
-                start, chunk = chunks.popleft()
-                in_flight[executor.submit(_analyse_chunk, chunk)] = (start, chunk)
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    chunk_results = future.result()
-                except BrokenProcessPool:
-                    return list(in_flight.values())
-                start, chunk = in_flight.pop(future)
-                for offset, result in enumerate(chunk_results):
-                    by_index[start + offset] = result
-                    tick(result.path)
-    return []
+    while chunks or in_flight:
+        # Few tasks queued at a time, so a dead worker loses only these.
+        while chunks and len(in_flight) < 2 * count:
+            start, chunk = chunks.popleft()
+            try:
+                future = executor.submit(_analyse_chunk, chunk)
+            except BrokenProcessPool:  # it broke since the last wait: keep this chunk for later
+                chunks.appendleft((start, chunk))
+                return list(in_flight.values())
+            in_flight[future] = (start, chunk)
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            try:
+                chunk_results = future.result()
+            except BrokenProcessPool:
+                return list(in_flight.values())
+            start, chunk = in_flight.pop(future)
+            for offset, result in enumerate(chunk_results):
+                by_index[start + offset] = result
+                tick(result.path)
+    return None
 
 
 def _analyse_chunk(chunk: list[Job]) -> list[FileResult]:
@@ -563,8 +609,9 @@ def analyse_project(
             pending.append((item.path, item.data, item.module, item.is_test, True))
         else:
             skipped.append(item)
-    results = _run_jobs(pending, packs, extra_packs, jobs)
-    results.extend(_run_jobs(_mentioning_builders(skipped, results), packs, extra_packs, jobs))
+    with _Workers(worker_count(jobs), extra_packs) as workers:
+        results = _run_jobs(pending, packs, workers)
+        results.extend(_run_jobs(_mentioning_builders(skipped, results), packs, workers))
     aliases = {item.path: item.aliases for item in inputs if item.aliases}
     return make_project(results, project_files, packs, None, aliases, budget)
 

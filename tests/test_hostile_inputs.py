@@ -183,3 +183,27 @@ def test_interrupted_fix_leaves_no_temp_file(tmp_path: Path, signum: int) -> Non
         # Each file is untouched or completely fixed (it parses and no longer builds per call).
         compile(text, str(path), "exec")
         assert text == FIXABLE or "def hits():\n    client = redis.Redis(" not in text
+
+
+def test_a_pass_after_a_worker_death_gets_fresh_workers(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both passes share one pool; a death in the first must not leave the second a broken one."""
+    if sys.platform != "linux":
+        pytest.skip("relies on fork")
+    from dbpoollint.engine import _run_jobs, _Workers
+    from dbpoollint.packs import load_packs
+
+    monkeypatch.setattr(dbpoollint.engine, "analyse_file", _dies_on_killer)
+    packs = load_packs()
+    data = BAD_VIEW.encode()
+    first = [(f"view_{i}.py", data, f"view_{i}", False, True) for i in range(9)]
+    first.append(("killer.py", data, "killer", False, True))
+    second = [(f"later_{i}.py", data, f"later_{i}", False, True) for i in range(9)]
+    with _Workers(2, ()) as workers:
+        before = _run_jobs(first, packs, workers)
+        after = _run_jobs(second, packs, workers)
+    died = [r.path for r in before if r.findings and "died (SIGSEGV)" in r.findings[0].message]
+    assert died == ["killer.py"]
+    assert [r.path for r in after] == [job[0] for job in second]
+    assert all(r.summary is not None and not r.findings for r in after)
