@@ -7,8 +7,8 @@ import codecs
 import io
 import re
 import tokenize
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -76,9 +76,9 @@ class PythonVerdict:
     # Per top-level statement of CPython's tree, the line its first token is on, when every
     # one starts plainly at column 0 (see `statement_lines`); None when any does not.
     statement_lines: tuple[int, ...] | None = None
-    # The same for the statements in top-level classes and functions, by their index in
-    # `tree.body`.
-    member_lines: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    # The same for every statement inside a compound statement, at any depth, in the order
+    # `nested_lines` reads them; 0 where a block's statements do not start plainly.
+    nested_lines: tuple[int, ...] = ()
 
 
 def python_verdict(path: str, text: str) -> PythonVerdict:
@@ -103,7 +103,7 @@ def python_verdict(path: str, text: str) -> PythonVerdict:
     return PythonVerdict(
         True,
         statement_lines=_block_lines(tree.body, lines),
-        member_lines=_member_lines(tree, lines),
+        nested_lines=nested_lines(tree, lines),
     )
 
 
@@ -151,15 +151,39 @@ def _block_lines(statements: Sequence[ast.stmt], lines: Sequence[str]) -> tuple[
     return tuple(starts)
 
 
-def _member_lines(tree: ast.Module, lines: Sequence[str]) -> dict[int, tuple[int, ...]]:
-    """`_block_lines` of each top-level class or function whose body is an indented block."""
-    found = {}
-    for index, statement in enumerate(tree.body):
-        if isinstance(statement, _BLOCK_OWNERS) and statement.body[0].lineno > statement.lineno:
-            members = _block_lines(statement.body, lines)
-            if members is not None:
-                found[index] = members
-    return found
+def nested_lines(tree: ast.Module, lines: Sequence[str]) -> tuple[int, ...]:
+    """`_block_lines` of every block inside the module's statements, flattened: each top-level
+    statement's blocks in source order (`if` before `else`, `try` before its handlers), each
+    statement of a block followed by its own blocks' statements; 0 for a block's statements
+    where `_block_lines` gives None. `positions.nested_starts` reads libcst's tree in this order.
+    """
+    found: list[int] = []
+
+    def blocks_of(statement: ast.stmt) -> None:
+        for block in _blocks(statement):
+            if not block:
+                continue
+            starts = _block_lines(block, lines)
+            for index, inner in enumerate(block):
+                found.append(starts[index] if starts is not None else 0)
+                blocks_of(inner)
+
+    for statement in tree.body:
+        blocks_of(statement)
+    return tuple(found)
+
+
+def _blocks(statement: ast.stmt) -> list[list[ast.stmt]]:
+    if isinstance(statement, ast.Try | ast.TryStar):
+        handlers = [handler.body for handler in statement.handlers]
+        return [statement.body, *handlers, statement.orelse, statement.finalbody]
+    if isinstance(statement, ast.Match):
+        return [case.body for case in statement.cases]
+    if isinstance(statement, ast.If | ast.For | ast.AsyncFor | ast.While):
+        return [statement.body, statement.orelse]
+    if isinstance(statement, (*_BLOCK_OWNERS, ast.With, ast.AsyncWith)):
+        return [statement.body]
+    return []
 
 
 def bracket_depth_exceeds(text: str, limit: int) -> bool:

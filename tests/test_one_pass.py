@@ -11,7 +11,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from dbpoollint.analysis.lifecycle import function_keys
 from dbpoollint.analysis.multiplex import AncestorsVisitor, Multiplexer, visit_all
-from dbpoollint.analysis.positions import StatementPositions
+from dbpoollint.analysis.positions import StatementPositions, nested_starts
 from dbpoollint.analysis.walk import children, walk
 from dbpoollint.engine import analyse_file
 from dbpoollint.packs import load_packs
@@ -143,28 +143,67 @@ def _parses(path: Path) -> cst.Module | None:
         return None
 
 
+def _walked(module: cst.Module) -> list[cst.CSTNode]:
+    """Every node the multiplexed walk reaches under the module, in order."""
+    seen: list[cst.CSTNode] = []
+
+    class Noting(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if node is not module:
+                seen.append(node)
+            return True
+
+    visit_all(module, [Noting()])
+    return seen
+
+
 @pytest.mark.parametrize("from_cpython", [False, True])
 def test_statement_positions_equal_libcsts(from_cpython: bool) -> None:
     """Counting lines by rendering, or taking them from CPython's tree: libcst's positions."""
-    checked = rendered_alone = 0
+    checked = nested = 0
     for path in _corpus()[::3]:
         module = _parses(path)
         if module is None:
             continue
         expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        owners = visit_all(module, [CallNames()])
         verdict = python_verdict(str(path), module.code)
         lines = verdict.statement_lines if from_cpython else None
         assert lines is not None or not from_cpython
-        members = verdict.member_lines if from_cpython else None
-        positions = StatementPositions(module, owners, lines, None, members)
-        rendered_alone += len(positions._members)
-        for node in owners:
+        starts = nested_starts(module, verdict.nested_lines) if from_cpython else {}
+        owners = visit_all(module, [cst.CSTVisitor()], starts.keys())
+        positions = StatementPositions(module, owners, lines, None, starts)
+        nested += len(starts)
+        for node in _walked(module):
             assert positions[node] == expected[node], (path, type(node).__name__)
             checked += 1
     assert checked > 10_000
-    # From CPython's lines, a class's statements are positioned one at a time.
-    assert (rendered_alone > 100) is from_cpython
+    # From CPython's lines, statements inside others are positioned one at a time.
+    assert (nested > 1000) is from_cpython
+
+
+def test_nested_statements_render_alone() -> None:
+    """A call deep in a method renders its own statement, not the class or the method."""
+    source = (
+        "class A:\n"
+        "    def f(self):\n"
+        "        if x:\n"
+        "            pass\n"
+        "        elif y:\n"
+        "            try:\n"
+        "                # note\n"
+        "                z = make()\n"
+        "            except E:\n"
+        "                pass\n"
+    )
+    module = cst.parse_module(source)
+    verdict = python_verdict("m.py", source)
+    starts = nested_starts(module, verdict.nested_lines)
+    owners = visit_all(module, [cst.CSTVisitor()], starts.keys())
+    positions = StatementPositions(module, owners, verdict.statement_lines, None, starts)
+    call = next(n for n in _walked(module) if isinstance(n, cst.Call))
+    assert (positions[call].start.line, positions[call].start.column) == (8, 20)
+    holder = owners[id(call)]
+    assert isinstance(holder, cst.SimpleStatementLine) and starts[id(holder)] == (7, (" " * 4,) * 4)
 
 
 @pytest.mark.parametrize(
@@ -319,7 +358,7 @@ def test_an_ancestors_visitor_with_its_own_on_visit_is_refused() -> None:
         Multiplexer([Counting()])
 
 
-def test_member_lines_from_cpython() -> None:
+def test_nested_lines_from_cpython() -> None:
     source = (
         "class A:\n"
         "    x = 1; y = 2\n"
@@ -334,8 +373,18 @@ def test_member_lines_from_cpython() -> None:
         "    d\n"
         "    def g(self): ...\n"
     )
-    # B's body shares its line; C's decorator is continued: neither is known member by member.
-    assert python_verdict("m.py", source).member_lines == {0: (2, 2, 5)}
-    assert python_verdict("m.py", "def f():\n    x = 1\n\n    return x\n").member_lines == {
-        0: (2, 4)
-    }
+    # B's body shares its line; C's decorator is continued: neither is known statement by
+    # statement, and `g`'s body (on its header's line) is not either.
+    assert python_verdict("m.py", source).nested_lines == (2, 2, 5, 7, 0, 0, 0)
+    assert python_verdict("m.py", "def f():\n    x = 1\n\n    return x\n").nested_lines == (2, 4)
+
+
+def test_walking_a_plain_visitor_leaves_libcsts_dependency_cache_alone() -> None:
+    """libcst caches a class's dependencies on the class asked: asked of `CSTVisitor`, every
+    visitor class not asked yet would seem to need no metadata at all."""
+
+    class Later(cst.CSTVisitor):
+        METADATA_DEPENDENCIES = (PositionProvider,)
+
+    visit_all(cst.parse_module("x = 1\n"), [cst.CSTVisitor()])
+    assert PositionProvider in Later.get_inherited_dependencies()

@@ -30,7 +30,7 @@ from dbpoollint.analysis.model import (
     span_of,
 )
 from dbpoollint.analysis.multiplex import AncestorsVisitor, visit_subtree
-from dbpoollint.analysis.scopes import ScopesProvider
+from dbpoollint.analysis.scopes import NamesMemo, ScopesProvider, absolute_name
 from dbpoollint.analysis.value_reader import read_value
 from dbpoollint.analysis.vocabulary import CONSTRUCTORS
 from dbpoollint.packs import ClientCall, PackSet, qualname_matches
@@ -53,18 +53,6 @@ REQUEST_GLOBALS = ("flask.g", "quart.g", "flask.globals.g")
 _SCOPE_BOUNDARIES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
 
-def absolute_name(name: str, package: str) -> str:
-    """Turn libcst's relative qualified names (``.views.index``) into absolute ones."""
-    if not name.startswith("."):
-        return name
-    stripped = name.lstrip(".")
-    levels = len(name) - len(stripped)
-    parts = package.split(".") if package else []
-    if levels > 1:
-        parts = parts[: len(parts) - (levels - 1)] if levels - 1 <= len(parts) else []
-    return ".".join([*parts, stripped]) if parts else stripped
-
-
 class ModuleIndexer(AncestorsVisitor):
     # Only scopes: qualified names are asked for the few nodes that matter, and positions are
     # resolved afterwards for the creation sites alone. Both are whole-tree passes otherwise.
@@ -75,6 +63,7 @@ class ModuleIndexer(AncestorsVisitor):
         self.summary = summary
         self.packs = packs
         self.package = package
+        self.names_memo = NamesMemo(package)
         self.scopes: list[tuple[str, str]] = []
         self.instances: dict[str, set[str]] = {}
         self.imported_names: set[str] = set()
@@ -109,11 +98,7 @@ class ModuleIndexer(AncestorsVisitor):
 
     def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], frozenset[str]]:
         """Every qualified name of the node, and those that come from an import."""
-        scope = self.get_metadata(ScopesProvider, node, None)
-        if scope is None:
-            return frozenset(), frozenset()
-        names = scope.get_qualified_names_for(node)
-        every = frozenset(absolute_name(n.name, self.package) for n in names)
+        every, names = self.names_memo.names(self, node)
         if not any(n.source is QualifiedNameSource.IMPORT for n in names):
             return every, frozenset()
         imported = frozenset(

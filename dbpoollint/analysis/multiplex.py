@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import libcst as cst
 from libcst.metadata.base_provider import ProviderT
 
-from dbpoollint.analysis.scopes import ScopesProvider, scopes_of
+from dbpoollint.analysis.scopes import NamesMemo, ScopesProvider, scopes_of
 from dbpoollint.analysis.walk import walk
 
 _ATTRIBUTE_CALLBACK = re.compile(r"^(visit|leave)_([A-Za-z]+)_(\w+)$")
@@ -54,7 +54,9 @@ _ANCESTORS_LEAVE = AncestorsVisitor.on_leave
 class Multiplexer(cst.CSTVisitor):
     """Forward one walk to several visitors, honouring each one's "skip this subtree"."""
 
-    def __init__(self, visitors: Sequence[cst.CSTVisitor]) -> None:
+    def __init__(
+        self, visitors: Sequence[cst.CSTVisitor], positioned: Collection[int] = frozenset()
+    ) -> None:
         super().__init__()
         self.visitors = tuple(visitors)
         # Attribute callbacks (`visit_For_body`) cost a lookup per field of every node: they are
@@ -73,13 +75,13 @@ class Multiplexer(cst.CSTVisitor):
         self._skipping: dict[int, cst.CSTNode] = {}
         self._enter: dict[type[cst.CSTNode], tuple[tuple[int, Enter], ...]] = {}
         self._leave: dict[type[cst.CSTNode], tuple[tuple[int, Leave], ...]] = {}
-        # Every node walked -> the top-level statement that holds it, or the statement of a
-        # top-level class or function: what `StatementPositions` renders to position it.
-        self.owners: dict[cst.CSTNode, cst.CSTNode] = {}
+        # id of every node walked -> the statement `StatementPositions` renders to position
+        # it: the innermost one holding it whose id is in `positioned`, else the top-level one.
+        # Keyed by id: a node's own `__hash__` is a Python call, paid on every node.
+        self.owners: dict[int, cst.CSTNode] = {}
+        self._positioned = positioned
+        self._holders: list[cst.CSTNode] = []
         self._depth = 0
-        self._top: cst.CSTNode | None = None
-        self._block: cst.CSTNode | None = None
-        self._member: cst.CSTNode | None = None
         self.ancestors: list[cst.CSTNode] = []
         for visitor in self.visitors:
             if isinstance(visitor, AncestorsVisitor):
@@ -112,15 +114,11 @@ class Multiplexer(cst.CSTVisitor):
     def on_visit(self, node: cst.CSTNode) -> bool:
         depth = self._depth
         self._depth = depth + 1
-        if depth == 1:
-            self._top = node
-            self._block = None
-            if isinstance(node, cst.ClassDef | cst.FunctionDef):  # the top level: few nodes
-                self._block = node.body
-        elif depth == 3 and self._block is not None and self.ancestors[-1] is self._block:
-            self._member = node
-        if self._top is not None:
-            self.owners[node] = self._member or self._top
+        holders = self._holders
+        if depth == 1 or id(node) in self._positioned:
+            holders.append(node)
+        if holders:
+            self.owners[id(node)] = holders[-1]
         self.ancestors.append(node)
         kind = type(node)
         if kind not in self._enter:
@@ -141,8 +139,8 @@ class Multiplexer(cst.CSTVisitor):
             for index in [i for i, n in skipping.items() if n is original_node]:
                 del skipping[index]
         self.ancestors.pop()
-        if original_node is self._member:
-            self._member = None
+        if self._holders and self._holders[-1] is original_node:
+            self._holders.pop()
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
         for index, visitor in self._attribute_users:
@@ -181,23 +179,45 @@ def _own(cls: type, name: str) -> object | None:
     return method
 
 
+@functools.cache
+def _dependencies(cls: type[cst.CSTVisitor]) -> frozenset[ProviderT]:
+    """`cls.get_inherited_dependencies()`, without libcst's cache: it stores the answer on the
+    class it was asked of, where every subclass not yet asked then finds it (asked of
+    `CSTVisitor` itself, every visitor would seem to need nothing)."""
+    return frozenset(
+        dependency
+        for base in cls.__mro__
+        if issubclass(base, cst.MetadataDependent)
+        for dependency in base.METADATA_DEPENDENCIES
+    )
+
+
 def visit_all(
-    module: cst.Module, visitors: Sequence[cst.CSTVisitor]
-) -> dict[cst.CSTNode, cst.CSTNode]:
+    module: cst.Module,
+    visitors: Sequence[cst.CSTVisitor],
+    positioned: Collection[int] = frozenset(),
+) -> dict[int, cst.CSTNode]:
     """Give every visitor the module's scopes, then walk the module once.
 
     Scopes are the only whole-module metadata the collectors use; they are handed over directly
     rather than through `MetadataWrapper.resolve`, which walks the whole module once more even
-    when it has nothing left to batch. Returns the walk's `owners` (node -> top-level statement).
+    when it has nothing left to batch. Returns the walk's `owners` (id of a node -> the
+    statement that positions it; `positioned`: the ids of the nested statements that can).
     """
     metadata: dict[ProviderT, Mapping[cst.CSTNode, object]] = {}
     for visitor in visitors:
-        needed = visitor.get_inherited_dependencies()
+        needed = _dependencies(type(visitor))
         if set(needed) - {ScopesProvider}:
             raise ValueError(f"{type(visitor).__name__} needs metadata the analysis does not give")
         if needed and not metadata:
             metadata[ScopesProvider] = scopes_of(module)
         visitor.metadata = metadata if needed else {}
-    multiplexer = Multiplexer(visitors)
+    # Collectors of one package ask about the same calls: they share what was resolved.
+    memos: dict[str, NamesMemo] = {}
+    for visitor in visitors:
+        memo = getattr(visitor, "names_memo", None)
+        if isinstance(memo, NamesMemo):
+            visitor.names_memo = memos.setdefault(memo.package, memo)  # type: ignore[attr-defined]
+    multiplexer = Multiplexer(visitors, positioned)
     walk(module, multiplexer, multiplexer.attribute_fields)
     return multiplexer.owners

@@ -17,75 +17,63 @@ from libcst.metadata import CodeRange, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 _NEWLINE = re.compile(r"\r\n?|\n")
-# Top-level statements whose own statements are positioned one by one (`member_lines`).
-_BLOCK_OWNERS = (cst.ClassDef, cst.FunctionDef)
 
 
 class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
-    """`positions[node]` as PositionProvider would give it, computed per top-level statement.
+    """`positions[node]` as PositionProvider would give it, computed one statement at a time.
 
-    `owners` maps every node of the module to the top-level statement (or header line) that
-    holds it: the multiplexed walk records it as it goes. `original_line` maps a line of this
-    module's source to the line of the file it was cut from (`slicing`): a top-level statement's
-    lines are never split, so mapping each statement's first line is enough.
+    `owners` maps the id of every node the walk reached to the statement that holds it: the
+    top-level statement, or the innermost statement inside it whose first line and indent
+    `nested` knows (`nested_starts`). `original_line` maps a line of this module's source to
+    the line of the file it was cut from (`slicing`): a top-level statement's lines are never
+    split, so mapping each statement's first line is enough.
     """
 
     def __init__(
         self,
         module: cst.Module,
-        owners: Mapping[cst.CSTNode, cst.CSTNode],
+        owners: Mapping[int, cst.CSTNode],
         statement_lines: Sequence[int] | None = None,
         original_line: Callable[[int], int] | None = None,
-        member_lines: Mapping[int, Sequence[int]] | None = None,
+        nested: Mapping[int, NestedStart] | None = None,
     ) -> None:
         self._module = module
         self._owners = owners
         self._original_line = original_line
-        self._first_lines, self._members = _from_statement_lines(
-            module, statement_lines, member_lines or {}
-        )
+        self._first_lines = _from_statement_lines(module, statement_lines)
+        self._nested = dict(nested or {})
         if original_line is not None:
             if self._first_lines is not None:
                 self._first_lines = {p: original_line(n) for p, n in self._first_lines.items()}
-            self._members = {m: (original_line(n), i) for m, (n, i) in self._members.items()}
-        # A class's or function's statements -> it: positioned with it when theirs are not known.
-        self._class_of: dict[cst.CSTNode, cst.CSTNode] = {
-            member: statement
-            for statement in module.body
-            if isinstance(statement, _BLOCK_OWNERS)
-            and isinstance(statement.body, cst.IndentedBlock)
-            for member in statement.body.body
-        }
+            self._nested = {k: (original_line(n), i) for k, (n, i) in self._nested.items()}
         self._provider = PositionProvider()
-        self._done: set[cst.CSTNode] = set()
+        self._done: set[int] = set()
 
     def __getitem__(self, node: cst.CSTNode) -> CodeRange:
         computed = self._provider._computed
         if node not in computed:
-            owner = self._owners.get(node)
-            if owner is not None and owner not in self._members:
-                owner = self._class_of.get(owner, owner)
+            owner = self._owners.get(id(node))
             # A node no walk reached (a child kept from a skipped subtree): position them all.
             module = self._module
             for part in [owner] if owner is not None else [*module.header, *module.body]:
-                if part not in self._done:
-                    self._done.add(part)
+                if id(part) not in self._done:
+                    self._done.add(id(part))
                     self._position_statement(part)
         position = computed[node]
         assert isinstance(position, CodeRange)  # the codegen stores ranges, never lazy values
         return position
 
     def _position_statement(self, statement: cst.CSTNode) -> None:
-        member = self._members.get(statement)
+        nested = self._nested.get(id(statement))
         state = PositionProvidingCodegenState(
             default_indent=self._module.default_indent,
             default_newline=self._module.default_newline,
             provider=self._provider,
-            line=member[0] if member is not None else self._first_line(statement),
+            line=nested[0] if nested is not None else self._first_line(statement),
         )
-        if member is not None:
-            # A statement of a class or function renders after the indent of the body it is in.
-            state.increase_indent(member[1])
+        for indent in nested[1] if nested is not None else ():
+            # A statement inside a block renders after the indents of the blocks it is in.
+            state.increase_indent(indent)
         statement._codegen(state)
 
     def _first_line(self, statement: cst.CSTNode) -> int:
@@ -109,55 +97,106 @@ class StatementPositions(Mapping[cst.CSTNode, CodeRange]):
 
 
 def _from_statement_lines(
-    module: cst.Module,
-    statement_lines: Sequence[int] | None,
-    member_lines: Mapping[int, Sequence[int]],
-) -> tuple[dict[cst.CSTNode, int] | None, dict[cst.CSTNode, tuple[int, str]]]:
+    module: cst.Module, statement_lines: Sequence[int] | None
+) -> dict[cst.CSTNode, int] | None:
     """First lines from CPython's statement positions (`source.statement_lines`), which cost
-    nothing to read, instead of rendering the module; None when the two trees disagree. Also
-    the first line and indent of the statements of top-level classes whose lines are known."""
-    members: dict[cst.CSTNode, tuple[int, str]] = {}
+    nothing to read, instead of rendering the module; None when the two trees disagree."""
     if statement_lines is None:
-        return None, members
+        return None
     first_lines: dict[cst.CSTNode, int] = {}
     for number, part in enumerate(module.header, start=1):
         first_lines[part] = number
     index, previous = 0, len(module.header)
     for statement in module.body:
         if index >= len(statement_lines):
-            return None, {}
+            return None
         line = statement_lines[index] - len(statement.leading_lines)
         if line <= previous or (index == 0 and line != len(module.header) + 1):
-            return None, {}
+            return None
         first_lines[statement] = previous = line
-        inner = member_lines.get(index)
-        if inner is not None and isinstance(statement, _BLOCK_OWNERS):
-            block = statement.body
-            if isinstance(block, cst.IndentedBlock):
-                known = _lines(block.body, line + 1, inner)
-                indent = module.default_indent if block.indent is None else block.indent
-                members.update({m: (first, indent) for m, first in (known or {}).items()})
         # `a = 1; b = 2` is one libcst statement and two of CPython's.
         index += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
     if index != len(statement_lines):
-        return None, {}
-    return first_lines, members
+        return None
+    return first_lines
 
 
-def _lines(
-    statements: Sequence[cst.BaseStatement], earliest: int, starts: Sequence[int]
-) -> dict[cst.CSTNode, int] | None:
-    """Each statement's first line from its first token's line (CPython's), less its leading
-    blank and comment lines; None when they do not line up."""
-    found: dict[cst.CSTNode, int] = {}
-    index, previous = 0, earliest - 1
-    for statement in statements:
-        if index >= len(starts):
-            return None
-        # Every statement of a block (a line of simple ones, or a compound) has leading lines.
-        line = starts[index] - len(getattr(statement, "leading_lines", ()))
-        if line <= previous:
-            return None
-        found[statement] = previous = line
-        index += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-    return found if index == len(starts) else None
+# A statement's first line (its leading blank and comment lines included) and the indents of
+# the blocks it is in, outermost first.
+NestedStart = tuple[int, tuple[str, ...]]
+
+
+def nested_starts(module: cst.Module, lines: Sequence[int]) -> dict[int, NestedStart]:
+    """id -> `NestedStart` of every statement inside a compound statement whose start CPython
+    knows, from `source.nested_lines` (read in the same order); {} when the trees disagree."""
+    found: dict[int, NestedStart] = {}
+    position = 0
+    default = module.default_indent
+
+    def statements(block: Sequence[cst.BaseStatement], indents: tuple[str, ...]) -> None:
+        nonlocal position
+        known: list[tuple[cst.BaseStatement, int]] = []
+        previous, plain = 0, True
+        for statement in block:
+            if position >= len(lines):
+                raise _Disagree
+            start = lines[position]
+            position += len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+            line = start - len(getattr(statement, "leading_lines", ()))
+            plain = plain and start > 0 and line > previous
+            previous = line
+            known.append((statement, line))
+            for inner, extra in _suites(statement, default):
+                suite(inner, (*indents, *extra))
+        if plain:
+            found.update((id(statement), (line, indents)) for statement, line in known)
+
+    def suite(inner: cst.BaseSuite | cst.If, indents: tuple[str, ...]) -> None:
+        nonlocal position
+        if isinstance(inner, cst.If):  # an `elif`: a statement of CPython's, never alone here
+            position += 1
+            for block, extra in _suites(inner, default):
+                suite(block, (*indents, *extra))
+        elif isinstance(inner, cst.SimpleStatementSuite):  # `if x: y = 1`, on the header's line
+            position += len(inner.body)
+        elif isinstance(inner, cst.IndentedBlock):
+            indent = default if inner.indent is None else inner.indent
+            statements(inner.body, (*indents, indent))
+
+    try:
+        for statement in module.body:
+            for inner, extra in _suites(statement, default):
+                suite(inner, extra)
+    except _Disagree:
+        return {}
+    return found if position == len(lines) else {}
+
+
+class _Disagree(Exception):
+    """libcst's tree and CPython's do not line up."""
+
+
+def _suites(
+    statement: cst.CSTNode, default: str
+) -> list[tuple[cst.BaseSuite | cst.If, tuple[str, ...]]]:
+    """The blocks of a compound statement in `source._blocks`' order, each with the indent its
+    clause adds (a `match` indents its cases); an `elif` stands for its own blocks."""
+    suites: list[cst.BaseSuite | cst.If] = []
+    if isinstance(statement, cst.Try | cst.TryStar):
+        suites = [statement.body, *(handler.body for handler in statement.handlers)]
+        suites += [clause.body for clause in (statement.orelse, statement.finalbody) if clause]
+    elif isinstance(statement, cst.Match):
+        indent = default if statement.indent is None else statement.indent
+        return [(case.body, (indent,)) for case in statement.cases]
+    elif isinstance(statement, cst.If):
+        orelse = statement.orelse
+        suites = [statement.body]
+        if isinstance(orelse, cst.If):
+            suites.append(orelse)
+        elif orelse is not None:
+            suites.append(orelse.body)
+    elif isinstance(statement, cst.For | cst.While):
+        suites = [statement.body, *([statement.orelse.body] if statement.orelse else [])]
+    elif isinstance(statement, cst.FunctionDef | cst.ClassDef | cst.With):
+        suites = [statement.body]
+    return [(suite, ()) for suite in suites]

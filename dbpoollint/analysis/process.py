@@ -24,7 +24,6 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 from libcst.metadata import CodeRange, QualifiedNameSource
 
-from dbpoollint.analysis.indexer import absolute_name
 from dbpoollint.analysis.model import (
     NO_SPAN,
     ForkFact,
@@ -35,7 +34,7 @@ from dbpoollint.analysis.model import (
     span_of,
 )
 from dbpoollint.analysis.multiplex import AncestorsVisitor, visit_subtree
-from dbpoollint.analysis.scopes import ScopesProvider
+from dbpoollint.analysis.scopes import NamesMemo, ScopesProvider, absolute_name
 from dbpoollint.packs import PackSet
 
 FORK_CALLS = {
@@ -73,6 +72,7 @@ class ProcessVisitor(AncestorsVisitor):
         self.facts: ProcessFacts = summary.process
         self.packs = packs
         self.package = package
+        self.names_memo = NamesMemo(package)
         self.scopes: list[tuple[str, str]] = []  # ("function" | "class", key)
         # Loops per scope: a nested function's body does not run per iteration of the outer one.
         self.active: list[list[_Loop]] = [[]]
@@ -84,11 +84,7 @@ class ProcessVisitor(AncestorsVisitor):
 
     def _qualified(self, node: cst.CSTNode) -> tuple[frozenset[str], bool]:
         """Qualified names, and whether they name an import or a module-level definition."""
-        scope = self.get_metadata(ScopesProvider, node, None)
-        if scope is None:
-            return frozenset(), False
-        names = scope.get_qualified_names_for(node)
-        every = frozenset(absolute_name(n.name, self.package) for n in names)
+        every, names = self.names_memo.names(self, node)
         # A project function a loop may call: imported, or defined at this module's top level.
         known = any(
             (n.source is QualifiedNameSource.IMPORT and n.name.split(".", 1)[0] not in _STDLIB)

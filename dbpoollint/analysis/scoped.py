@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from dbpoollint.analysis.indexer import absolute_name
-from dbpoollint.analysis.scopes import ScopesProvider
+from dbpoollint.analysis.scopes import NamesMemo, ScopesProvider
 
 
 class ScopedVisitor(cst.CSTVisitor):
@@ -17,11 +16,7 @@ class ScopedVisitor(cst.CSTVisitor):
     def __init__(self, package: str) -> None:
         super().__init__()
         self.package = package
+        self.names_memo = NamesMemo(package)
 
     def qualnames(self, node: cst.CSTNode) -> frozenset[str]:
-        scope = self.get_metadata(ScopesProvider, node, None)
-        if scope is None:
-            return frozenset()
-        return frozenset(
-            absolute_name(n.name, self.package) for n in scope.get_qualified_names_for(node)
-        )
+        return self.names_memo.names(self, node)[0]

@@ -17,7 +17,7 @@ accesses. tests/test_scopes.py checks the qualified names against libcst's on wh
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import libcst as cst
@@ -27,6 +27,7 @@ from libcst.metadata import (
     ComprehensionScope,
     FunctionScope,
     GlobalScope,
+    QualifiedName,
     Scope,
 )
 from libcst.metadata.base_provider import BaseMetadataProvider
@@ -75,6 +76,46 @@ class ScopesProvider(BaseMetadataProvider[Scope | None]):
 
     def _gen_impl(self, module: cst.Module) -> None:
         self._computed.update(scopes_of(module))
+
+
+def absolute_name(name: str, package: str) -> str:
+    """Turn libcst's relative qualified names (``.views.index``) into absolute ones."""
+    if not name.startswith("."):
+        return name
+    stripped = name.lstrip(".")
+    levels = len(name) - len(stripped)
+    parts = package.split(".") if package else []
+    if levels > 1:
+        parts = parts[: len(parts) - (levels - 1)] if levels - 1 <= len(parts) else []
+    return ".".join([*parts, stripped]) if parts else stripped
+
+
+# A node's qualified names made absolute, and libcst's own (with their sources).
+Names = tuple[frozenset[str], Collection[QualifiedName]]
+_NO_NAMES: Names = (frozenset(), frozenset())
+
+
+class NamesMemo:
+    """Each node's qualified names, resolved once per module for every collector that asks
+    (each asks about every call): `get_qualified_names_for` walks the scope's assignments
+    every time. Keyed by id: the tree outlives the walk that fills this, and a node's own
+    `__hash__` is a Python call."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self._known: dict[int, Names] = {}
+
+    def names(self, visitor: cst.MetadataDependent, node: cst.CSTNode) -> Names:
+        found = self._known.get(id(node))
+        if found is None:
+            scope = visitor.get_metadata(ScopesProvider, node, None)
+            if scope is None:
+                found = _NO_NAMES
+            else:
+                raw = scope.get_qualified_names_for(node)
+                found = (frozenset(absolute_name(n.name, self.package) for n in raw), raw)
+            self._known[id(node)] = found
+        return found
 
 
 class _Binder:

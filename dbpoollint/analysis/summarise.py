@@ -7,7 +7,7 @@ not in the cache, so a warm run never loads libcst.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -21,7 +21,7 @@ from dbpoollint.analysis.indexer import ModuleIndexer
 from dbpoollint.analysis.lifecycle import LifecycleVisitor, function_keys
 from dbpoollint.analysis.model import ModuleSummary
 from dbpoollint.analysis.multiplex import visit_all
-from dbpoollint.analysis.positions import StatementPositions
+from dbpoollint.analysis.positions import StatementPositions, nested_starts
 from dbpoollint.analysis.process import ProcessVisitor
 from dbpoollint.analysis.urlfacts import UrlFactVisitor
 from dbpoollint.checks.base import Finding, file_finding
@@ -59,7 +59,7 @@ def summarise(
         Wanted.of(data),
         function_keys(module_node),
         statement_lines=verdict.statement_lines,
-        member_lines=verdict.member_lines,
+        nested_lines=verdict.nested_lines,
     )
     if walked is None:
         return None, _too_deep(path)
@@ -88,14 +88,14 @@ def collect(
     original_line: Callable[[int], int] | None = None,
     watchers: Callable[[ModuleIndexer], Sequence[cst.CSTVisitor]] | None = None,
     statement_lines: Sequence[int] | None = None,
-    member_lines: Mapping[int, Sequence[int]] | None = None,
+    nested_lines: Sequence[int] = (),
 ) -> ModuleIndexer | None:
     """One walk of `module_node` into `summary`; the indexer (for `finish_module`), or None when
     the tree is too deep to walk. `keys` are the module's function keys (`function_keys`);
     `original_line` maps the lines of a slice to the file's; `statement_lines` and
-    `member_lines` are CPython's lines of the top-level statements and of top-level classes'
-    statements (all three for `StatementPositions`); `watchers` (given the indexer) walk first,
-    before any collector sees a node."""
+    `nested_lines` are CPython's lines of the top-level statements and of those inside them
+    (`source.nested_lines`), all three for `StatementPositions`; `watchers` (given the
+    indexer) walk first, before any collector sees a node."""
     module = summary.module
     package = module if summary.path.endswith("__init__.py") else module.rpartition(".")[0]
     indexer = ModuleIndexer(summary, packs, package)
@@ -111,11 +111,12 @@ def collect(
     try:
         # One walk feeds every collector; positions are resolved once, for all of them.
         first = watchers(indexer) if watchers is not None else ()
-        owners = visit_all(module_node, [*first, *collectors])
+        nested = nested_starts(module_node, nested_lines) if nested_lines else {}
+        owners = visit_all(module_node, [*first, *collectors], nested.keys())
         pending = [c for c in collectors if not isinstance(c, ModuleIndexer | HoistPlanner)]
         if indexer.site_nodes or indexer.call_nodes or any(c.pending for c in pending):
             positions = StatementPositions(
-                module_node, owners, statement_lines, original_line, member_lines
+                module_node, owners, statement_lines, original_line, nested
             )
             indexer.finish(positions)
             for collector in pending:
