@@ -115,8 +115,24 @@ Job = tuple[str, bytes, str, bool, bool]
 
 
 def _analyse_in_worker(job: Job) -> FileResult:
+    """One file in a worker, with the cyclic collector paused and run once at the end.
+
+    A parse tree is garbage as soon as its summary is made, but libcst's scopes hold it in
+    reference cycles, so only the collector frees it; run on its thresholds, it rescans the
+    tree's million objects many times while they are built. One collection per file frees the
+    tree as soon as it is garbage, and scans only this file's objects: the parent froze its own
+    before forking.
+    """
     path, data, module, is_test, force = job
-    return analyse_file(path, data, module, is_test, worker_packs(), force)
+    if data.count(b"\n") > slicing.SLICE_ABOVE_LINES:
+        # Sliced: each slice's tree is garbage before the next is parsed; collect as usual.
+        return analyse_file(path, data, module, is_test, worker_packs(), force)
+    gc.disable()
+    try:
+        return analyse_file(path, data, module, is_test, worker_packs(), force)
+    finally:
+        gc.enable()
+        gc.collect()
 
 
 @dataclass(frozen=True)

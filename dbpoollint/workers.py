@@ -25,7 +25,7 @@ Result = TypeVar("Result")
 def init_worker(extra_packs: Sequence[Path]) -> None:
     global _PACKS
     # The main process raised the collector's thresholds for the cached summaries it keeps; a
-    # worker's parse trees are garbage once summarised, so it collects as Python does.
+    # worker collects as Python does (the analysis itself collects once per file).
     gc.set_threshold(*DEFAULT_GC_THRESHOLDS)
     _PACKS = load_packs(extra_packs)
 

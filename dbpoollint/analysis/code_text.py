@@ -44,6 +44,9 @@ _KNOWN: dict[cst.CSTNode, tuple[list[str], int, int]] = {}
 def code_of(node: cst.CSTNode) -> str:
     """`cst.Module([]).code_for_node(node)`, from an earlier render of a node holding it when
     there was one. Call `forget` when the module is done."""
+    plain = _plain_code(node)
+    if plain is not None:
+        return plain
     known = _KNOWN.get(node)
     if known is None:
         state = _Recording(
@@ -59,6 +62,35 @@ def code_of(node: cst.CSTNode) -> str:
         known = _KNOWN[node]
     tokens, start, end = known
     return "".join(tokens[start:end])
+
+
+_LEAF_KINDS = (cst.Name, cst.SimpleString, cst.Integer, cst.Float)
+
+
+def _plain_code(node: cst.CSTNode) -> str | None:
+    """The code of a name, a literal or a dotted name written without parentheses or spaces
+    (most of the values read), straight from the node: rendering costs a codegen per node."""
+    kind = type(node)
+    if kind in _LEAF_KINDS:
+        return None if node.lpar else node.value  # type: ignore[attr-defined]
+    if kind is cst.Attribute:
+        assert isinstance(node, cst.Attribute)
+        dot = node.dot
+        if node.lpar or not isinstance(dot, cst.Dot) or not _tight(dot):
+            return None
+        left = _plain_code(node.value)
+        return None if left is None else f"{left}.{node.attr.value}"
+    return None
+
+
+def _tight(dot: cst.Dot) -> bool:
+    before, after = dot.whitespace_before, dot.whitespace_after
+    return (
+        type(before) is cst.SimpleWhitespace
+        and not before.value
+        and type(after) is cst.SimpleWhitespace
+        and not after.value
+    )
 
 
 def forget() -> None:
